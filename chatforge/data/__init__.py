@@ -1,0 +1,1 @@
+"""Data: synthesize, ingest, clean, inspect and store conversation datasets."""

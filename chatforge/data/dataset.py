@@ -1,0 +1,336 @@
+"""Dataset storage: a directory of Parquet shards plus `manifest.json`.
+
+    DIR/
+      manifest.json          kind, row count, content hash, parents, producing command
+      data/part-00000.parquet ...
+      (side files a stage adds, e.g. rejected.jsonl from `data ingest --skip-invalid`)
+
+Three kinds of rows (DESIGN.md):
+
+    conversations  {"id", "messages": [{"role", "content"}], "source", "meta"}
+    text           {"id", "text", "source", "meta"}
+    preferences    {"id", "prompt": [{"role", "content"}], "chosen", "rejected", "source", "meta"}
+
+`meta` is a free-form dict; in Parquet it is a JSON string column so the schema stays
+fixed. The shards are plain Parquet (`pandas.read_parquet(DIR + "/data")`,
+`datasets.load_dataset("parquet", data_files=DIR + "/data/*.parquet")`).
+
+The content hash is a sha256 over the rows in order, each in a canonical JSON form: it
+does not depend on how rows are split into shards or row groups, and any changed byte
+of any row changes it. Writing is atomic (see `chatforge.atomic.staged_dir`): an
+interrupted write leaves the previous dataset (or nothing) in place, never a part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chatforge import __version__
+from chatforge.atomic import atomic_write_json, staged_dir
+from chatforge.errors import UserError
+
+Kind = Literal["conversations", "text", "preferences"]
+KINDS: tuple[Kind, ...] = ("conversations", "text", "preferences")
+MANIFEST = "manifest.json"
+DATA_DIR = "data"
+FORMAT = "chatforge.dataset/1"
+ROLES = ("system", "user", "assistant")
+
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SCHEMAS: dict[str, pa.Schema] = {
+    "conversations": pa.schema(
+        [("id", pa.string()), ("messages", pa.list_(_MESSAGE)), ("source", pa.string()), ("meta", pa.string())]
+    ),
+    "text": pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("meta", pa.string())]),
+    "preferences": pa.schema(
+        [
+            ("id", pa.string()),
+            ("prompt", pa.list_(_MESSAGE)),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("source", pa.string()),
+            ("meta", pa.string()),
+        ]
+    ),
+}
+FIELDS: dict[str, tuple[str, ...]] = {k: tuple(s.names) for k, s in SCHEMAS.items()}
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: the same data always gives the same text."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class ContentHasher:
+    """sha256 over rows in order, independent of sharding (each row length-prefixed)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.rows = 0
+
+    def update(self, row: dict[str, Any]) -> None:
+        data = canonical_json(row).encode("utf-8")
+        self._h.update(struct.pack("<Q", len(data)))
+        self._h.update(data)
+        self.rows += 1
+
+    def hexdigest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+def content_hash(rows: Iterable[dict[str, Any]]) -> str:
+    """The content hash of a sequence of rows."""
+    h = ContentHasher()
+    for row in rows:
+        h.update(row)
+    return h.hexdigest()
+
+
+def check_row(row: dict[str, Any], kind: str) -> None:
+    """Raise ValueError if `row` does not have the shape of its kind (a programming error)."""
+    want = FIELDS[kind]
+    if set(row) != set(want):
+        raise ValueError(f"{kind} row must have fields {want}, got {tuple(row)}")
+    for key in want:
+        v = row[key]
+        if key == "meta":
+            if not isinstance(v, dict):
+                raise ValueError(f"meta must be a dict, got {type(v).__name__}")
+        elif key in ("messages", "prompt"):
+            if not isinstance(v, list) or not all(
+                isinstance(m, dict) and set(m) == {"role", "content"} and m["role"] in ROLES and isinstance(m["content"], str)
+                for m in v
+            ):
+                raise ValueError(f"{key} must be a list of {{role, content}} messages")
+        elif not isinstance(v, str):
+            raise ValueError(f"{key} must be a string, got {type(v).__name__}")
+
+
+class DatasetWriter:
+    """Write rows to a new dataset directory; it appears only when the `with` block succeeds.
+
+        with DatasetWriter(out, "conversations", created_by={...}) as w:
+            for row in rows:
+                w.write(row)
+            w.manifest_extra["ingest"] = {...}
+
+    Rows are buffered in batches and written as Parquet row groups, rolling over to a
+    new shard every `shard_rows` rows, so memory stays flat whatever the input size.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        kind: Kind,
+        *,
+        created_by: dict[str, Any],
+        parents: Iterable[str] = (),
+        overwrite: bool = False,
+        shard_rows: int = 100_000,
+        batch_rows: int = 2_000,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown dataset kind {kind!r}")
+        self.out_dir = Path(out_dir)
+        self.kind = kind
+        self.created_by = created_by
+        self.parents = list(parents)
+        self.overwrite = overwrite
+        self.shard_rows = shard_rows
+        self.batch_rows = batch_rows
+        self.manifest_extra: dict[str, Any] = {}
+        self.manifest: dict[str, Any] | None = None
+        self._stack = ExitStack()
+        self._hasher = ContentHasher()
+        self._batch: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._shard_rows_written = 0
+        self._shards: list[dict[str, Any]] = []
+        self.staging: Path | None = None
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> DatasetWriter:
+        self.staging = self._stack.enter_context(staged_dir(self.out_dir, overwrite=self.overwrite))
+        (self.staging / DATA_DIR).mkdir()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException:
+                # Hand the error to the staging context: it deletes the partial dir.
+                self._close_writer()
+                self._stack.__exit__(*sys.exc_info())
+                raise
+        self._close_writer()
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+    # -- writing ---------------------------------------------------------------------
+    @property
+    def rows_written(self) -> int:
+        return self._hasher.rows
+
+    def side_file(self, name: str) -> Path:
+        """A path inside the dataset dir for an extra file (committed with the dataset)."""
+        assert self.staging is not None, "use DatasetWriter in a with block"
+        return self.staging / name
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Add one row (checked against the kind's schema)."""
+        check_row(row, self.kind)
+        self._hasher.update(row)
+        self._batch.append(row)
+        if len(self._batch) >= self.batch_rows:
+            self._flush()
+
+    def write_all(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def _flush(self) -> None:
+        while self._batch:
+            if self._writer is None:
+                self._open_shard()
+            room = self.shard_rows - self._shard_rows_written
+            chunk, self._batch = self._batch[:room], self._batch[room:]
+            records = [{**r, "meta": canonical_json(r["meta"])} for r in chunk]
+            table = pa.Table.from_pylist(records, schema=SCHEMAS[self.kind])
+            assert self._writer is not None
+            self._writer.write_table(table)
+            self._shard_rows_written += len(chunk)
+            self._shards[-1]["num_rows"] += len(chunk)
+            if self._shard_rows_written >= self.shard_rows:
+                self._close_writer()
+
+    def _open_shard(self) -> None:
+        assert self.staging is not None
+        name = f"{DATA_DIR}/part-{len(self._shards):05d}.parquet"
+        self._writer = pq.ParquetWriter(self.staging / name, SCHEMAS[self.kind], compression="zstd")
+        self._shards.append({"file": name, "num_rows": 0})
+        self._shard_rows_written = 0
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _finish(self) -> None:
+        self._flush()
+        self._close_writer()
+        assert self.staging is not None
+        manifest = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "num_rows": self._hasher.rows,
+            "content_hash": self._hasher.hexdigest(),
+            "parents": self.parents,
+            "shards": self._shards,
+            "created_by": {**self.created_by, "chatforge_version": __version__},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **self.manifest_extra,
+        }
+        atomic_write_json(self.staging / MANIFEST, manifest)
+        self.manifest = manifest
+
+
+def write_dataset(
+    out_dir: str | Path,
+    kind: Kind,
+    rows: Iterable[dict[str, Any]],
+    *,
+    created_by: dict[str, Any],
+    parents: Iterable[str] = (),
+    overwrite: bool = False,
+    manifest_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write `rows` as a new dataset and return its manifest."""
+    with DatasetWriter(out_dir, kind, created_by=created_by, parents=parents, overwrite=overwrite) as w:
+        w.write_all(rows)
+        w.manifest_extra.update(manifest_extra or {})
+    assert w.manifest is not None
+    return w.manifest
+
+
+@dataclass
+class Dataset:
+    """A dataset directory opened for reading."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def kind(self) -> Kind:
+        return self.manifest["kind"]  # type: ignore[no-any-return]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.manifest["num_rows"])
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.manifest["content_hash"])
+
+    def shard_paths(self) -> list[Path]:
+        return [self.path / s["file"] for s in self.manifest["shards"]]
+
+    def iter_batches(self, batch_size: int = 2_000) -> Iterator[list[dict[str, Any]]]:
+        """Rows in order, a list at a time; `meta` decoded back to a dict."""
+        for shard in self.shard_paths():
+            try:
+                pf = pq.ParquetFile(shard)
+            except (OSError, pa.ArrowInvalid) as e:
+                raise UserError(f"{shard}: unreadable Parquet shard: {e}") from None
+            with pf:
+                for batch in pf.iter_batches(batch_size=batch_size):
+                    rows = batch.to_pylist()
+                    for r in rows:
+                        r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
+                    yield rows
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for rows in self.iter_batches():
+            yield from rows
+
+    def verify(self) -> str:
+        """Recompute the content hash from the shards; raise UserError on mismatch."""
+        got = content_hash(self)
+        if got != self.content_hash:
+            raise UserError(f"{self.path}: content hash mismatch: manifest says {self.content_hash}, rows give {got}")
+        return got
+
+
+def open_dataset(path: str | Path, *, kind: Kind | None = None) -> Dataset:
+    """Open a dataset directory, with a clear error if it is not one."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such dataset directory")
+    mpath = p / MANIFEST
+    if not mpath.is_file():
+        raise UserError(f"{p}: not a chatforge dataset (no {MANIFEST}); create one with `chatforge data ingest` or `data synth`")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{mpath}: corrupt manifest: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UserError(f"{mpath}: unsupported dataset format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
+    if manifest.get("kind") not in KINDS:
+        raise UserError(f"{mpath}: unknown dataset kind {manifest.get('kind')!r}")
+    for shard in manifest.get("shards", []):
+        if not (p / shard["file"]).is_file():
+            raise UserError(f"{p}: shard {shard['file']} listed in the manifest is missing")
+    if kind is not None and manifest["kind"] != kind:
+        raise UserError(f"{p}: is a {manifest['kind']} dataset; this command needs {kind}")
+    return Dataset(p, manifest)

@@ -1,0 +1,74 @@
+"""Terminal output: results to stdout, progress bars (with ETA) and notes to stderr.
+
+`--quiet` turns off progress bars and notes; results a command was asked to print
+(tables, rows, exported data) still go to stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+class UI:
+    """Where a command's output goes; one per command run."""
+
+    def __init__(self, quiet: bool = False, *, out: Console | None = None, err: Console | None = None) -> None:
+        self.quiet = quiet
+        self.out = out or Console(highlight=False, soft_wrap=False)
+        self.err = err or Console(stderr=True, highlight=False)
+
+    def note(self, message: str) -> None:
+        """A progress note or summary line (suppressed by --quiet)."""
+        if not self.quiet:
+            self.out.print(message)
+
+    def warn(self, message: str) -> None:
+        """A warning: always shown, on stderr."""
+        self.err.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: float | None = None, unit: str = "rows") -> Iterator[Callable[[float], None]]:
+        """A progress bar with rate and ETA; yields `advance(n)`."""
+        if self.quiet:
+            yield _ignore
+            return
+        count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        rate = [TransferSpeedColumn()] if unit == "bytes" else []
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            count,
+            *rate,
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=self.err, transient=False) as bar:
+            task = bar.add_task(description, total=total)
+
+            def advance(n: float = 1) -> None:
+                bar.advance(task, n)
+
+            yield advance
+
+
+def _ignore(n: float = 1) -> None:
+    """`advance` of a progress bar that is not shown."""
+
+
+QUIET = UI(quiet=True)

@@ -1,0 +1,219 @@
+"""Dataset storage: content hash, round trips, other readers, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from chatforge.data.dataset import DatasetWriter, content_hash, open_dataset, write_dataset
+from chatforge.errors import UserError
+
+BY = {"command": "test"}
+
+
+def conv(i: int, text: str = "hello") -> dict:
+    return {
+        "id": f"c{i}",
+        "messages": [{"role": "user", "content": f"{text} {i}"}, {"role": "assistant", "content": f"reply {i} ✓"}],
+        "source": "test",
+        "meta": {"n": i, "tags": ["a", "b"]},
+    }
+
+
+def rows(n: int) -> list[dict]:
+    return [conv(i) for i in range(n)]
+
+
+def test_rows_round_trip_with_meta(tmp_path):
+    data = rows(25)
+    m = write_dataset(tmp_path / "d", "conversations", data, created_by=BY)
+    ds = open_dataset(tmp_path / "d")
+    assert list(ds) == data
+    assert ds.num_rows == m["num_rows"] == 25
+    assert ds.content_hash == content_hash(data) == m["content_hash"]
+
+
+@pytest.mark.parametrize(("shard_rows", "batch_rows"), [(1, 1), (3, 2), (7, 50), (1000, 1000)])
+def test_hash_does_not_depend_on_sharding(tmp_path, shard_rows, batch_rows):
+    data = rows(20)
+    with DatasetWriter(tmp_path / "d", "conversations", created_by=BY, shard_rows=shard_rows, batch_rows=batch_rows) as w:
+        w.write_all(data)
+    ds = open_dataset(tmp_path / "d")
+    assert len(ds.manifest["shards"]) == -(-20 // shard_rows)
+    assert sum(s["num_rows"] for s in ds.manifest["shards"]) == 20
+    assert ds.content_hash == content_hash(data)
+    assert ds.verify() == content_hash(data)
+
+
+def test_any_change_changes_the_hash():
+    base = content_hash(rows(5))
+    changed = rows(5)
+    changed[3]["messages"][1]["content"] = changed[3]["messages"][1]["content"].replace("✓", "✔")
+    assert content_hash(changed) != base
+    meta = rows(5)
+    meta[0]["meta"]["n"] = 99
+    assert content_hash(meta) != base
+    swapped = rows(5)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    assert content_hash(swapped) != base  # order is part of a dataset's content
+    # ...but key order inside a row is not
+    reordered = [dict(reversed(list(r.items()))) for r in rows(5)]
+    assert content_hash(reordered) == base
+
+
+def test_other_readers_load_the_shards(tmp_path):
+    data = rows(10)
+    write_dataset(tmp_path / "d", "conversations", data, created_by=BY)
+    table = pq.read_table(tmp_path / "d" / "data")
+    assert table.num_rows == 10 and table.column_names == ["id", "messages", "source", "meta"]
+    import pandas as pd
+
+    df = pd.read_parquet(tmp_path / "d" / "data")
+    assert list(df["id"]) == [r["id"] for r in data]
+    import datasets
+
+    hf = datasets.load_dataset("parquet", data_files=str(tmp_path / "d" / "data" / "*.parquet"), split="train")
+    assert hf[3]["messages"] == data[3]["messages"]
+    assert json.loads(hf[3]["meta"]) == data[3]["meta"]
+
+
+def test_text_and_preference_kinds(tmp_path):
+    text = [{"id": "t1", "text": "some text\n", "source": "s", "meta": {}}]
+    write_dataset(tmp_path / "t", "text", text, created_by=BY)
+    assert list(open_dataset(tmp_path / "t", kind="text")) == text
+    pref = [
+        {"id": "p1", "prompt": [{"role": "user", "content": "q"}], "chosen": "good", "rejected": "bad", "source": "s", "meta": {}}
+    ]
+    write_dataset(tmp_path / "p", "preferences", pref, created_by=BY)
+    assert list(open_dataset(tmp_path / "p")) == pref
+    with pytest.raises(UserError, match="is a preferences dataset; this command needs conversations"):
+        open_dataset(tmp_path / "p", kind="conversations")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "x", "text": "t", "source": "s"},  # missing meta
+        {"id": "x", "messages": [{"role": "bot", "content": "t"}], "source": "s", "meta": {}},
+        {"id": 1, "messages": [], "source": "s", "meta": {}},
+    ],
+)
+def test_malformed_rows_are_refused(tmp_path, bad):
+    kind = "text" if "text" in bad else "conversations"
+    with pytest.raises(ValueError), DatasetWriter(tmp_path / "d", kind, created_by=BY) as w:
+        w.write(bad)
+    assert not (tmp_path / "d").exists()
+
+
+def test_failure_mid_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), DatasetWriter(tmp_path / "d", "conversations", created_by=BY, batch_rows=2) as w:
+        for i, r in enumerate(rows(10)):
+            if i == 7:
+                raise RuntimeError("disk on fire")
+            w.write(r)
+    assert not (tmp_path / "d").exists()
+    assert list(tmp_path.iterdir()) == []  # no staging dir left behind
+
+
+def test_failure_mid_overwrite_keeps_the_old_dataset(tmp_path):
+    old = write_dataset(tmp_path / "d", "conversations", rows(5), created_by=BY)
+    with pytest.raises(RuntimeError), DatasetWriter(tmp_path / "d", "conversations", created_by=BY, overwrite=True) as w:
+        w.write_all(rows(3))
+        raise RuntimeError("interrupted")
+    ds = open_dataset(tmp_path / "d")
+    assert ds.content_hash == old["content_hash"] and ds.verify() == old["content_hash"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_existing_dataset_needs_overwrite(tmp_path):
+    write_dataset(tmp_path / "d", "conversations", rows(2), created_by=BY)
+    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+        write_dataset(tmp_path / "d", "conversations", rows(3), created_by=BY)
+    m = write_dataset(tmp_path / "d", "conversations", rows(3), created_by=BY, overwrite=True)
+    assert open_dataset(tmp_path / "d").content_hash == m["content_hash"] == content_hash(rows(3))
+
+
+def test_open_errors_are_clear(tmp_path):
+    with pytest.raises(UserError, match="no such dataset directory"):
+        open_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"not a chatforge dataset \(no manifest.json\)"):
+        open_dataset(tmp_path / "empty")
+    write_dataset(tmp_path / "d", "conversations", rows(2), created_by=BY)
+    (tmp_path / "d" / "data" / "part-00000.parquet").unlink()
+    with pytest.raises(UserError, match=r"shard data/part-00000\.parquet listed in the manifest is missing"):
+        open_dataset(tmp_path / "d")
+
+
+def test_verify_detects_a_changed_shard(tmp_path):
+    write_dataset(tmp_path / "d", "conversations", rows(4), created_by=BY)
+    write_dataset(tmp_path / "e", "conversations", [conv(i, "other") for i in range(4)], created_by=BY)
+    # put e's shard under d's manifest: same schema, different rows
+    os.replace(tmp_path / "e" / "data" / "part-00000.parquet", tmp_path / "d" / "data" / "part-00000.parquet")
+    with pytest.raises(UserError, match="content hash mismatch"):
+        open_dataset(tmp_path / "d").verify()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from chatforge.data.dataset import DatasetWriter
+    out, overwrite = sys.argv[1], sys.argv[2] == "1"
+    with DatasetWriter(out, "text", created_by={"command": "kill-test"}, overwrite=overwrite,
+                       shard_rows=5000, batch_rows=500) as w:
+        print("started", flush=True)
+        for i in range(10**9):
+            w.write({"id": str(i), "text": "x" * 200, "source": "s", "meta": {}})
+    """
+)
+
+
+def test_sigkill_during_write_never_leaves_a_partial_dataset(tmp_path):
+    """kill -9 at random points: the target is the old dataset, intact; leftovers are cleaned next time."""
+    target = tmp_path / "d"
+    old = write_dataset(target, "text", [{"id": "0", "text": "old", "source": "s", "meta": {}}], created_by=BY)
+    rng = random.Random(0)
+    for _trial in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), "1"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ds = open_dataset(target)
+        assert ds.content_hash == old["content_hash"] and ds.verify() == old["content_hash"]
+    assert any(p.name.startswith(".d.staging-") for p in tmp_path.iterdir())  # what the killed writers left
+    write_dataset(target, "text", [{"id": "1", "text": "new", "source": "s", "meta": {}}], created_by=BY, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # stale staging dirs of dead processes removed
+    assert [r["text"] for r in open_dataset(target)] == ["new"]
+
+
+def test_rename_exchange_swaps_directories(tmp_path):
+    from chatforge.atomic import replace_dir
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("new")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f").write_text("old")
+    replace_dir(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b" / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_atomic_file_write_leaves_no_partial_file(tmp_path):
+    from chatforge.atomic import atomic_open, atomic_write_text
+
+    atomic_write_text(tmp_path / "f.txt", "first")
+    with pytest.raises(RuntimeError), atomic_open(tmp_path / "f.txt") as f:
+        f.write("second, half-written")
+        raise RuntimeError("crash")
+    assert (tmp_path / "f.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
