@@ -426,6 +426,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
             continue
         kebab = "--" + dotted.replace("_", "-")
         names = [kebab] + (["--" + dotted] if "_" in dotted else [])
+        if len(dotted) == 1:  # one-letter fields also get the short form: -n 5
+            names.insert(0, "-" + dotted)
         if tp is bool:
             bools.append(dotted)
             parser.add_argument(*names, dest=dotted, action="store_const", const="true", default=argparse.SUPPRESS, help=help_text)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 import json
@@ -602,18 +603,24 @@ def _str_field(obj: dict[str, Any], key: str) -> str:
     return v
 
 
+@functools.lru_cache(maxsize=256)
+def _basename(path: str) -> str:
+    """A file's name, the default `source` of its rows (cached: called once per row)."""
+    return os.path.basename(path)
+
+
 def _identity(obj: dict[str, Any], rec: Record, known: tuple[str, ...]) -> tuple[str, str, dict[str, Any]]:
     """id, source and meta of a record: given ones kept, missing ones derived from the file and line."""
     rid = obj.get("id")
     if isinstance(rid, int) and not isinstance(rid, bool):
         rid = str(rid)
     if not isinstance(rid, str) or not rid:
-        rid = f"{Path(rec.file).name}:{rec.line}"
+        rid = f"{_basename(rec.file)}:{rec.line}"
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise RowError(f'field "source" must be a string, got {type(source).__name__}')
     if not source:
-        source = Path(rec.file).name
+        source = _basename(rec.file)
     meta = obj.get("meta", {})
     if not isinstance(meta, dict):
         raise RowError(f'field "meta" must be an object, got {type(meta).__name__}')
@@ -905,7 +912,7 @@ def main(cfg: IngestConfig, ui: UI = QUIET) -> dict[str, Any]:
 def _text_row(rec: Record) -> dict[str, Any]:
     """A text row from a plain-text record (its id and meta were set by the reader)."""
     v = rec.value
-    return {"id": v["id"], "text": v["text"], "source": Path(rec.file).name, "meta": v["meta"]}
+    return {"id": v["id"], "text": v["text"], "source": _basename(rec.file), "meta": v["meta"]}
 
 
 # --------------------------------------------------------------------------------------

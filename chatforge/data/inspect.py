@@ -20,7 +20,7 @@ class StatsConfig:
     """`chatforge data stats`: counts and distributions of a dataset."""
 
     dataset: str = opt("", "dataset directory", positional=True, required=True, metavar="DIR")
-    top: int = opt(10, "how many sources / intents to list", ge=1)
+    top: int = opt(20, "how many sources / intents to list", ge=1)
 
 
 @dataclass
@@ -122,6 +122,12 @@ def stats_main(cfg: StatsConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run `data stats`: print tables and return the numbers."""
     ds = open_dataset(cfg.dataset)
     s = compute_stats(ds)
+    print_stats(ds, s, ui, top=cfg.top)
+    return s
+
+
+def print_stats(ds: Dataset, s: dict[str, Any], ui: UI, *, top: int = 20) -> None:
+    """Print the tables of `compute_stats` output."""
     t = Table(title=f"{ds.path} ({ds.kind})", show_header=False, title_justify="left")
     t.add_row("rows", f"{s['rows']:,}")
     t.add_row("content hash", s["content_hash"][:23] + "…")
@@ -171,13 +177,12 @@ def stats_main(cfg: StatsConfig, ui: UI = QUIET) -> dict[str, Any]:
             c.add_column("rows", justify="right")
             c.add_column("share", justify="right")
             items = list(s[key].items())
-            for name, n in items[: cfg.top]:
+            for name, n in items[:top]:
                 c.add_row(name, f"{n:,}", f"{n / max(1, s['rows']):.1%}")
-            if len(items) > cfg.top:
-                rest = sum(n for _, n in items[cfg.top :])
-                c.add_row(f"({len(items) - cfg.top} more)", f"{rest:,}", f"{rest / max(1, s['rows']):.1%}")
+            if len(items) > top:
+                rest = sum(n for _, n in items[top:])
+                c.add_row(f"({len(items) - top} more)", f"{rest:,}", f"{rest / max(1, s['rows']):.1%}")
             ui.out.print(c)
-    return s
 
 
 _ROLE_STYLE = {"system": "magenta", "user": "cyan", "assistant": "green"}

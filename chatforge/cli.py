@@ -1,0 +1,167 @@
+"""The `chatforge` command: one entry point, one subcommand per lifecycle stage.
+
+Each subcommand is a config dataclass plus a `main(cfg, ui)` function (COMMANDS below).
+Its flags are generated from the dataclass, so `--help` documents every field and any
+field can be set on the command line (`--csv.user-col q`) or in a YAML file
+(`--config FILE.yaml`); flags win over the file, the file over the defaults.
+
+User mistakes print one line, `chatforge: error: ...`, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from chatforge import __version__
+from chatforge.config import add_config_arguments, load_config, normalize_bool_flags
+from chatforge.errors import UserError
+from chatforge.ui import UI
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its words (`data ingest`), help, config class and function."""
+
+    name: str
+    help: str
+    config: type
+    run: Callable[[Any, UI], Any]
+
+
+def _commands() -> list[Command]:
+    # Imported here so `chatforge --help` stays fast and a broken stage cannot break others' imports.
+    from chatforge import quickstart
+    from chatforge.data import formats, inspect, synth
+
+    return [
+        Command("data synth", "generate the built-in support world (conversations, KB text, preferences, test splits)", synth.SynthConfig, synth.main),
+        Command("data ingest", "convert chat logs (OpenAI, ShareGPT, Alpaca, prompt/completion, preference, CSV, text) to a dataset", formats.IngestConfig, formats.main),
+        Command("data stats", "counts and distributions of a dataset", inspect.StatsConfig, inspect.stats_main),
+        Command("data show", "pretty-print rows of a dataset", inspect.ShowConfig, inspect.show_main),
+        Command("data export", "write a dataset as JSONL", formats.ExportConfig, formats.export_main),
+        Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
+    ]
+
+
+LIFECYCLE = """\
+the lifecycle, in order:
+  data synth | data ingest    gather conversations (built-in support world, or your logs)
+  data stats | data show      inspect a dataset
+  data export                 write a dataset back out as JSONL
+  quickstart                  all of the above on the built-in data, in one command
+
+Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a
+YAML file passed with --config; flags on the command line win.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors become one-line UserErrors (with a did-you-mean)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            known = [s for a in self._actions for s in a.option_strings]
+            for arg in message.split(":", 1)[1].split():
+                flag = arg.split("=", 1)[0]
+                close = difflib.get_close_matches(flag, known, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=34, width=min(110, max(80, _width())))
+
+
+def _width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
+    """The full parser, and the boolean flag names of each command."""
+    parser = _Parser(
+        prog="chatforge",
+        description="chatforge: train a ChatGPT-style assistant of your own, end to end.",
+        epilog=LIFECYCLE,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"chatforge {__version__}")
+    top = parser.add_subparsers(title="commands", metavar="COMMAND", dest="_top")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    bools: dict[str, list[str]] = {}
+    for cmd in _commands():
+        words = cmd.name.split()
+        sub = top
+        if len(words) == 2:
+            if words[0] not in groups:
+                g = top.add_parser(words[0], help=f"{words[0]} commands", formatter_class=_formatter)
+                groups[words[0]] = g.add_subparsers(title="commands", metavar="COMMAND", dest="_sub")
+                groups[words[0]].required = True
+            sub = groups[words[0]]
+        p = sub.add_parser(words[-1], help=cmd.help, description=(cmd.config.__doc__ or cmd.help), formatter_class=_formatter)
+        p.add_argument("--config", metavar="FILE.yaml", help="read settings from a YAML file (flags override it)")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+        bools[cmd.name] = add_config_arguments(p, cmd.config)
+        p.set_defaults(_command=cmd, _parser=p)
+    return parser, bools
+
+
+def _command_words(argv: Sequence[str], names: list[str]) -> str | None:
+    words = [a for a in argv if not a.startswith("-")][:2]
+    for n in (2, 1):
+        name = " ".join(words[:n])
+        if name in names:
+            return name
+    return None
+
+
+def run(argv: Sequence[str]) -> Any:
+    """Parse `argv`, build the config, run the command; returns the command's result."""
+    parser, bools = build_parser()
+    argv = list(argv)
+    name = _command_words(argv, list(bools))
+    if name is not None:
+        argv = normalize_bool_flags(argv, bools[name])
+    ns, extras = parser.parse_known_args(argv)
+    cmd: Command | None = getattr(ns, "_command", None)
+    if cmd is None:
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        parser.print_help()
+        return None
+    if extras:  # reported by the command's own parser, which knows its flags
+        ns._parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    values = {k: v for k, v in vars(ns).items() if not k.startswith("_") and k not in ("config", "quiet")}
+    cfg: Any = load_config(cmd.config, file=ns.config, overrides=values)
+    return cmd.run(cfg, UI(quiet=ns.quiet))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: returns the exit status."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except UserError as e:
+        print(f"chatforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chatforge: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return 0
