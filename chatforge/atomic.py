@@ -15,9 +15,10 @@ import ctypes.util
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,23 @@ def _tmp_name(target: Path, kind: str) -> Path:
     return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+def make_parent(path: Path) -> None:
+    """Create `path`'s parent directories, with a clear error if a file is in the way."""
+    for ancestor in Path(path).parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise UserError(f"{path}: {ancestor} is a file, not a directory")
+            break
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create its parent directory: {e.strerror}") from None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers never see a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     tmp = _tmp_name(path, "tmp")
     try:
         with open(tmp, "wb") as f:
@@ -109,9 +123,16 @@ def replace_dir(src: Path, dst: Path) -> None:
         fsync_dir(dst.parent)
         shutil.rmtree(src)
         return
+    # No atomic swap on this system: move the old dir aside, then the new one in. If we
+    # are stopped between the two renames, the old dir is put back (here, or by
+    # `recover_interrupted` on the next run if the process was killed).
     old = _tmp_name(dst, "old")
     os.rename(dst, old)
-    os.rename(src, dst)
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        os.rename(old, dst)
+        raise
     fsync_dir(dst.parent)
     shutil.rmtree(old)
 
@@ -126,33 +147,61 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_staging(target: Path) -> None:
-    """Delete staging dirs left beside `target` by processes that were killed."""
+def recover_interrupted(target: Path) -> None:
+    """Clean up after writers of `target` that were killed.
+
+    Their staging dirs are deleted. An old copy moved aside by a fallback swap
+    (`.NAME.old-PID-*`) is put back if `target` itself is missing, else deleted.
+    """
     if not target.parent.is_dir():
         return
-    for p in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
-        try:
-            pid = int(p.name.rsplit("-", 2)[1])
-        except (IndexError, ValueError):
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(staging|old|tmp)-(\d+)-[0-9a-f]+")
+    for p in sorted(target.parent.glob(f".{glob.escape(target.name)}.*-*-*")):
+        m = pattern.fullmatch(p.name)
+        if m is None:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        kind, pid = m.group(1), int(m.group(2))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if kind == "old" and p.is_dir() and not os.path.lexists(target):
+            os.rename(p, target)
+            fsync_dir(target.parent)
+        elif p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def staged_dir(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
+def staged_dir(
+    target: Path,
+    *,
+    overwrite: bool = False,
+    replaceable: Callable[[Path], bool] | None = None,
+    what: str = "a chatforge output",
+) -> Iterator[Path]:
     """Yield an empty staging directory that replaces `target` if the block succeeds.
 
     On any exception (or Ctrl-C) the staging directory is deleted and `target` is
-    left exactly as it was. Refuses to replace an existing `target` unless `overwrite`.
+    left exactly as it was. An existing `target` is replaced only with `overwrite`, and
+    only if it is empty or `replaceable(target)` says it is what we would write (a
+    dataset, say): `--overwrite` must never delete a folder of someone's files.
     """
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target}: already exists; pass --overwrite to replace it, or choose another --out")
-    if target.exists() and not target.is_dir():
-        raise UserError(f"{target}: exists and is not a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
+    if target.is_symlink():
+        raise UserError(f"{target}: is a symbolic link; give the real path")
+    recover_interrupted(target)
+    if target.exists():
+        if not target.is_dir():
+            raise UserError(f"{target}: exists and is not a directory")
+        if not overwrite:
+            raise UserError(f"{target}: already exists; pass --overwrite to replace it, or choose another --out")
+        if any(target.iterdir()) and not (replaceable is not None and replaceable(target)):
+            raise UserError(f"{target}: exists and is not {what}; refusing to replace it (choose another --out)")
+        here = Path.cwd().resolve()
+        if target.resolve() == here or target.resolve() in here.parents:
+            raise UserError(f"{target}: is the current directory or contains it; choose another --out")
+    make_parent(target)
     tmp = _tmp_name(target, "staging")
     tmp.mkdir()
     try:
@@ -168,7 +217,7 @@ def staged_dir(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open `path` for writing; the file appears (whole) only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     tmp = _tmp_name(path, "tmp")
     if "b" in mode:
         f = open(tmp, mode)  # noqa: SIM115 - closed below

@@ -11,6 +11,7 @@ User mistakes print one line, `chatforge: error: ...`, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import sys
@@ -112,6 +113,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
         p.add_argument("--config", metavar="FILE.yaml", help="read settings from a YAML file (flags override it)")
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
         bools[cmd.name] = add_config_arguments(p, cmd.config)
+        if "seed" not in {f.name for f in dataclasses.fields(cmd.config)}:
+            # Common to every command; this one has no randomness of its own.
+            p.add_argument("--seed", dest="_seed", type=int, metavar="INT", help="random seed (this command is deterministic)")
         p.set_defaults(_command=cmd, _parser=p)
     return parser, bools
 
@@ -156,12 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"chatforge: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("chatforge: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as e:
+        # The system refused (disk full, permission denied, ...): say what and where.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"chatforge: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("chatforge: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import MISSING, Field, dataclass
@@ -224,6 +225,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
 def _check_range(value: Any, meta: typing.Mapping[str, Any]) -> str | None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
     if meta.get("ge") is not None and value < meta["ge"]:
         return f"must be >= {meta['ge']}, got {value}"
     if meta.get("gt") is not None and value <= meta["gt"]:
@@ -293,9 +296,12 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
     obj = cls(**kwargs)
     for name, f in by_name.items():
         if f.metadata.get("required") and getattr(obj, name) in (None, "", []):
-            flag = "--" + (prefix + name).replace("_", "-")
             what = f.metadata.get("help") or "no default"
-            raise ConfigError(f"{prefix}{name}: required ({what}); pass {flag}")
+            if f.metadata.get("positional"):
+                how = f"give {f.metadata.get('metavar') or name.upper()} on the command line"
+            else:
+                how = "pass --" + (prefix + name).replace("_", "-")
+            raise ConfigError(f"{prefix}{name}: required ({what}); {how}")
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
@@ -416,9 +422,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
         help_text = help_text.replace("%", "%%")
         is_list = get_origin(_is_optional(tp)[1]) is list
         if meta.get("positional"):
+            # A list positional may be empty on the command line when a --config file
+            # gives it; loading then checks it is set (`required`).
             parser.add_argument(
                 dotted,
-                nargs="+" if is_list else None,
+                nargs="*" if is_list else None,
                 metavar=meta.get("metavar") or dotted.upper(),
                 help=help_text,
                 default=argparse.SUPPRESS,
@@ -440,11 +448,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
                 help=argparse.SUPPRESS,
             )
             continue
+        choices = get_origin(tp) is Literal
         parser.add_argument(
             *names,
             dest=dotted,
             nargs="+" if is_list else None,
-            metavar=meta.get("metavar") or type_name(tp).upper().replace(" ", "_"),
+            metavar=meta.get("metavar") or (type_name(tp) if choices else type_name(tp).upper().replace(" ", "_")),
             default=argparse.SUPPRESS,
             help=help_text,
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from chatforge.config import opt, save_config
 from chatforge.data import inspect, synth
@@ -64,10 +65,10 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
     t0 = time.time()
     for i, (name, what, fn) in enumerate(steps, 1):
         if not ui.quiet:
-            ui.out.rule(f"[{i}/{len(steps)}] {name}: {what}")
+            ui.out.rule(Text(f"[{i}/{len(steps)}] {name}: {what}"))
         t = time.time()
         results[name] = fn()
-        ui.note(f"[dim]{name} done in {time.time() - t:.1f}s[/dim]")
+        ui.note(f"{name} done in {time.time() - t:.1f}s", style="dim")
 
     if not ui.quiet:
         ui.out.rule(f"quickstart finished in {time.time() - t0:.1f}s")
@@ -75,6 +76,6 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         table.add_column("what")
         table.add_column("path")
         for what, path in written:
-            table.add_row(what, path)
+            table.add_row(Text(what), Text(path))
         ui.out.print(table)
     return results

@@ -1,7 +1,8 @@
-"""Terminal output: results to stdout, progress bars (with ETA) and notes to stderr.
+"""Terminal output: results and notes to stdout, progress bars (with ETA) and warnings to stderr.
 
 `--quiet` turns off progress bars and notes; results a command was asked to print
-(tables, rows, exported data) still go to stdout.
+(tables, rows, exported data) still go to stdout. Text that comes from users or data
+(paths, row contents) is never read as rich markup.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 
 class UI:
@@ -31,14 +33,14 @@ class UI:
         self.out = out or Console(highlight=False, soft_wrap=False)
         self.err = err or Console(stderr=True, highlight=False)
 
-    def note(self, message: str) -> None:
-        """A progress note or summary line (suppressed by --quiet)."""
+    def note(self, message: str, *, style: str | None = None) -> None:
+        """A progress note or summary line (suppressed by --quiet); printed literally."""
         if not self.quiet:
-            self.out.print(message)
+            self.out.print(Text(message, style=style or ""))
 
     def warn(self, message: str) -> None:
         """A warning: always shown, on stderr."""
-        self.err.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+        self.err.print(Text.assemble(("warning: ", "yellow"), message))
 
     @contextlib.contextmanager
     def progress(self, description: str, total: float | None = None, unit: str = "rows") -> Iterator[Callable[[float], None]]:
@@ -49,7 +51,7 @@ class UI:
         count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
         rate = [TransferSpeedColumn()] if unit == "bytes" else []
         columns = [
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TaskProgressColumn(),
             count,

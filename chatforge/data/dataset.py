@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chatforge import __version__
-from chatforge.atomic import atomic_write_json, staged_dir
+from chatforge.atomic import atomic_write_json, recover_interrupted, staged_dir
 from chatforge.errors import UserError
 
 Kind = Literal["conversations", "text", "preferences"]
@@ -162,7 +162,9 @@ class DatasetWriter:
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> DatasetWriter:
-        self.staging = self._stack.enter_context(staged_dir(self.out_dir, overwrite=self.overwrite))
+        self.staging = self._stack.enter_context(
+            staged_dir(self.out_dir, overwrite=self.overwrite, replaceable=is_dataset_dir, what="a dataset")
+        )
         (self.staging / DATA_DIR).mkdir()
         return self
 
@@ -312,9 +314,16 @@ class Dataset:
         return got
 
 
+def is_dataset_dir(path: Path) -> bool:
+    """Whether `path` holds a chatforge dataset (so `--overwrite` may replace it)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
 def open_dataset(path: str | Path, *, kind: Kind | None = None) -> Dataset:
     """Open a dataset directory, with a clear error if it is not one."""
     p = Path(path)
+    if not p.exists():
+        recover_interrupted(p)  # a writer killed mid-swap may have left it aside
     if not p.exists():
         raise UserError(f"{p}: no such dataset directory")
     mpath = p / MANIFEST
@@ -328,7 +337,14 @@ def open_dataset(path: str | Path, *, kind: Kind | None = None) -> Dataset:
         raise UserError(f"{mpath}: unsupported dataset format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
     if manifest.get("kind") not in KINDS:
         raise UserError(f"{mpath}: unknown dataset kind {manifest.get('kind')!r}")
-    for shard in manifest.get("shards", []):
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(
+        isinstance(x, dict) and isinstance(x.get("file"), str) and isinstance(x.get("num_rows"), int) for x in shards
+    ):
+        raise UserError(f"{mpath}: corrupt manifest: 'shards' must be a list of {{file, num_rows}}")
+    if not isinstance(manifest.get("num_rows"), int) or not isinstance(manifest.get("content_hash"), str):
+        raise UserError(f"{mpath}: corrupt manifest: missing num_rows or content_hash")
+    for shard in shards:
         if not (p / shard["file"]).is_file():
             raise UserError(f"{p}: shard {shard['file']} listed in the manifest is missing")
     if kind is not None and manifest["kind"] != kind:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 from chatforge.atomic import atomic_open
 from chatforge.config import opt, to_dict
 from chatforge.data.dataset import DatasetWriter, Kind, canonical_json, open_dataset
-from chatforge.errors import DataError, UserError
+from chatforge.errors import ConfigError, DataError, UserError
 from chatforge.ui import QUIET, UI
 
 FormatName = Literal["openai", "sharegpt", "alpaca", "prompt-completion", "preference", "csv", "text"]
@@ -112,6 +112,14 @@ class IngestConfig:
     csv: CsvOptions = opt(default_factory=CsvOptions)
     text: TextOptions = opt(default_factory=TextOptions)
 
+    def validate(self) -> None:
+        d = self.csv.delimiter
+        if d and d not in ("\\t", "tab") and len(d) != 1:
+            raise ConfigError(f"csv.delimiter: must be one character (or 'tab'), got {d!r}")
+        if len(set(self.files)) != len(self.files):
+            twice = sorted({f for f in self.files if self.files.count(f) > 1})
+            raise ConfigError(f"files: {', '.join(twice)} given more than once")
+
 
 # --------------------------------------------------------------------------------------
 # Records: one raw item read from a file, before conversion
@@ -126,6 +134,8 @@ class Record:
     raw: str
     value: Any = None
     error: str | None = None
+    id_base: str = ""  # default ids are f"{id_base}:{line}" (the file's name, or its path if names clash)
+    nth_on_line: int = 0  # records sharing a line (a one-line JSON array) get ids "file:1", "file:1.2", ...
 
 
 class RowError(Exception):
@@ -218,9 +228,12 @@ def _iter_jsonl(path: Path, display: str, progress: Progress) -> Iterator[Record
             # line's columns rather than as "column 1" of the next line.
             text = text.rstrip("\r\n")
             try:
-                value = json.loads(text)
+                value = _loads(text)
             except json.JSONDecodeError as e:
                 yield Record(display, lineno, text, error=f"invalid JSON: {e.msg} (column {e.colno})")
+                continue
+            except ValueError as e:
+                yield Record(display, lineno, text, error=f"invalid JSON: {e}")
                 continue
             yield Record(display, lineno, text, value)
 
@@ -228,13 +241,22 @@ def _iter_jsonl(path: Path, display: str, progress: Progress) -> Iterator[Record
 _WS = re.compile(r"[ \t\r\n]*")
 
 
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's json accepts them; other readers do not)."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_loads = json.JSONDecoder(parse_constant=_no_constants).decode
+
+
 def _iter_json_stream(path: Path, display: str, progress: Progress) -> Iterator[Record]:
     """A JSON array or a sequence of JSON values (e.g. pretty-printed), read incrementally."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_constant=_no_constants)
     utf8 = codecs.getincrementaldecoder("utf-8")()
     buf, pos, line, eof = "", 0, 1, False
     in_array: bool | None = None
     expect_value = True
+    last_line, nth = 0, 0
     closed = False
 
     with open(path, "rb") as f:
@@ -289,17 +311,25 @@ def _iter_json_stream(path: Path, display: str, progress: Progress) -> Iterator[
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as e:
-                if not eof and len(buf) - pos < MAX_RECORD_CHARS:
-                    more()  # probably a record cut by the buffer end: read on and retry
+                # A record cut by the buffer end fails at the end of the buffer (or, for a
+                # string, where the string starts): read on and retry. An error anywhere
+                # else is a real syntax error.
+                cut = e.pos >= len(buf) - 8 or e.msg.startswith("Unterminated string")
+                if cut and not eof and len(buf) - pos < MAX_RECORD_CHARS:
+                    more()
                     continue
-                if not eof:
+                if cut and not eof:
                     raise DataError(f"a JSON record is larger than {MAX_RECORD_CHARS} characters", file=display, line=line) from None
                 at = line + buf.count("\n", pos, e.pos)
                 raise DataError(f"invalid JSON: {e.msg}", file=display, line=at) from None
+            except ValueError as e:  # NaN / Infinity
+                raise DataError(f"invalid JSON: {e}", file=display, line=line) from None
             if end == len(buf) and not eof:
                 more()  # a number cut by the buffer end ("12" of "1234") parses: read on and retry
                 continue
-            yield Record(display, line, buf[pos:end], value)
+            nth = nth + 1 if line == last_line else 0
+            last_line = line
+            yield Record(display, line, buf[pos:end], value, nth_on_line=nth)
             line += buf.count("\n", pos, end)
             pos = end
             expect_value = False
@@ -333,12 +363,15 @@ def iter_csv_records(path: Path, display: str, opts: CsvOptions, progress: Progr
         try:
             header = next(reader)
         except StopIteration:
-            return
+            raise DataError("file is empty (expected a header row naming the columns)", file=display, line=1) from None
         except UnicodeDecodeError:
             bad_line, reason = _bad_utf8_line(path)
             raise DataError(reason, file=display, line=bad_line) from None
         except csv.Error as e:
             raise DataError(f"invalid CSV: {e}", file=display, line=1) from None
+        dupes = sorted({name for name in header if header.count(name) > 1})
+        if dupes:
+            raise DataError(f"duplicate column name(s) in the header: {', '.join(dupes)}", file=display, line=1)
         cols = {name: i for i, name in enumerate(header)}
         wanted = (
             [("--csv.role-col", opts.role_col), ("--csv.content-col", opts.content_col)]
@@ -436,7 +469,10 @@ def list_text_files(root: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and name.lower().endswith(TEXT_SUFFIXES):
-                out.append(Path(dirpath) / name)
+                p = Path(dirpath) / name
+                if not p.exists():
+                    raise UserError(f"{p}: broken symbolic link")
+                out.append(p)
     return out
 
 
@@ -612,10 +648,14 @@ def _basename(path: str) -> str:
 def _identity(obj: dict[str, Any], rec: Record, known: tuple[str, ...]) -> tuple[str, str, dict[str, Any]]:
     """id, source and meta of a record: given ones kept, missing ones derived from the file and line."""
     rid = obj.get("id")
-    if isinstance(rid, int) and not isinstance(rid, bool):
+    if isinstance(rid, (int, float)) and not isinstance(rid, bool):
         rid = str(rid)
-    if not isinstance(rid, str) or not rid:
-        rid = f"{_basename(rec.file)}:{rec.line}"
+    if rid is not None and not isinstance(rid, str):
+        raise RowError(f'field "id" must be a string or a number, got {type(rid).__name__}')
+    if not rid:
+        rid = f"{rec.id_base or _basename(rec.file)}:{rec.line}"
+        if rec.nth_on_line:
+            rid += f".{rec.nth_on_line + 1}"
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise RowError(f'field "source" must be a string, got {type(source).__name__}')
@@ -801,16 +841,33 @@ def detect_format(path: Path, display: str) -> str:
     raise UserError(f"{display}: cannot tell the format from the extension {suffix or '(none)'!r}; pass --format")
 
 
-def iter_records(path: Path, display: str, fmt: str, cfg: IngestConfig, progress: Progress) -> Iterator[Record]:
-    """Records of one input path in format `fmt`."""
+def iter_records(
+    path: Path, display: str, fmt: str, cfg: IngestConfig, progress: Progress, *, folder_prefix: str = ""
+) -> Iterator[Record]:
+    """Records of one input path in format `fmt`.
+
+    Text rows from a folder are named by their path inside it, after `folder_prefix`
+    (used when several inputs are ingested together, so their names cannot clash).
+    """
     if fmt == "csv":
         yield from iter_csv_records(path, display, cfg.csv, progress)
     elif fmt == "text" and (path.is_dir() or path.suffix.lower() not in JSON_SUFFIXES):
         for file in list_text_files(path):
-            rel = file.relative_to(path).as_posix() if path.is_dir() else file.name
+            if path.is_dir():
+                rel = file.relative_to(path).as_posix()
+                rel = f"{folder_prefix}/{rel}" if folder_prefix else rel
+            else:
+                rel = folder_prefix or file.name
             yield from iter_text_records(file, str(file), cfg.text, rel=rel, progress=progress)
     else:
         yield from iter_json_records(path, display, progress)
+
+
+def _id_bases(names: list[str]) -> dict[str, str]:
+    """What default ids start with, per input: its file name, or the path given if two names clash."""
+    base = {n: os.path.basename(os.path.normpath(n)) for n in names}
+    values = list(base.values())
+    return {n: b if values.count(b) == 1 else os.path.normpath(n) for n, b in base.items()}
 
 
 def _input_size(path: Path) -> int:
@@ -858,15 +915,23 @@ def main(cfg: IngestConfig, ui: UI = QUIET) -> dict[str, Any]:
         shard_rows=cfg.shard_rows,
     ) as writer, ui.progress("ingest", total=total, unit="bytes") as advance:
         rejected_file = None
+        seen_ids: set[str] = set()  # ids must be unique within a dataset
+        id_bases = _id_bases([name for _, name, _ in plan])
         try:
             for (path, name, fmt), fc in zip(plan, counts, strict=True):
                 convert = CONVERTERS[fmt] if not (fmt == "text" and path.suffix.lower() not in JSON_SUFFIXES) else _text_row
-                for rec in iter_records(path, name, fmt, cfg, advance):
+                prefix = id_bases[name] if len(plan) > 1 else ""
+                for rec in iter_records(path, name, fmt, cfg, advance, folder_prefix=prefix):
+                    rec.id_base = id_bases[name]
                     fc.rows_in += 1
                     reason = rec.error
                     if reason is None:
                         try:
-                            writer.write(convert(rec))
+                            row = convert(rec)
+                            if row["id"] in seen_ids:
+                                raise RowError(f'duplicate id "{row["id"]}" (ids must be unique within a dataset)')
+                            writer.write(row)
+                            seen_ids.add(row["id"])
                             fc.rows_written += 1
                             continue
                         except RowError as e:
@@ -885,6 +950,8 @@ def main(cfg: IngestConfig, ui: UI = QUIET) -> dict[str, Any]:
                     fc.rows_rejected += 1
                     key = reason.split(":")[0] if reason.startswith("invalid JSON") else reason
                     fc.reasons[key] = fc.reasons.get(key, 0) + 1
+                if fc.rows_in == 0:
+                    raise DataError("holds no records", file=name)
         finally:
             if rejected_file is not None:
                 rejected_file.close()

@@ -128,11 +128,11 @@ def stats_main(cfg: StatsConfig, ui: UI = QUIET) -> dict[str, Any]:
 
 def print_stats(ds: Dataset, s: dict[str, Any], ui: UI, *, top: int = 20) -> None:
     """Print the tables of `compute_stats` output."""
-    t = Table(title=f"{ds.path} ({ds.kind})", show_header=False, title_justify="left")
+    t = Table(title=Text(f"{ds.path} ({ds.kind})"), show_header=False, title_justify="left")
     t.add_row("rows", f"{s['rows']:,}")
     t.add_row("content hash", s["content_hash"][:23] + "…")
-    t.add_row("parents", ", ".join(p[:15] for p in ds.manifest.get("parents", [])) or "-")
-    t.add_row("created by", str(ds.manifest.get("created_by", {}).get("command", "?")))
+    t.add_row("parents", Text(", ".join(p[:15] for p in ds.manifest.get("parents", [])) or "-"))
+    t.add_row("created by", Text(str(ds.manifest.get("created_by", {}).get("command", "?"))))
     ui.out.print(t)
 
     def dist_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
@@ -159,7 +159,7 @@ def print_stats(ds: Dataset, s: dict[str, Any], ui: UI, *, top: int = 20) -> Non
                 r.add_row(role, f"{s['roles'][role]:,}", _fmt(s["mean_chars_by_role"][role]))
         ui.out.print(r)
         share = s["with_system_prompt"] / max(1, s["rows"])
-        ui.out.print(f"conversations with a system prompt: {s['with_system_prompt']:,} ({share:.0%})")
+        ui.out.print(Text(f"conversations with a system prompt: {s['with_system_prompt']:,} ({share:.0%})"))
     elif ds.kind == "text":
         ui.out.print(dist_table("per row", {"characters": s["chars_per_row"]}))
         ui.out.print(f"words: {s['words']:,}")
@@ -178,7 +178,7 @@ def print_stats(ds: Dataset, s: dict[str, Any], ui: UI, *, top: int = 20) -> Non
             c.add_column("share", justify="right")
             items = list(s[key].items())
             for name, n in items[:top]:
-                c.add_row(name, f"{n:,}", f"{n / max(1, s['rows']):.1%}")
+                c.add_row(Text(name), f"{n:,}", f"{n / max(1, s['rows']):.1%}")
             if len(items) > top:
                 rest = sum(n for _, n in items[top:])
                 c.add_row(f"({len(items) - top} more)", f"{rest:,}", f"{rest / max(1, s['rows']):.1%}")
@@ -228,6 +228,6 @@ def show_main(cfg: ShowConfig, ui: UI = QUIET) -> list[dict[str, Any]]:
             shown.append(row)
             ui.out.print(render_row(row, ds.kind, cfg.max_chars))
     if not shown:
-        ui.out.print(f"(no rows: the dataset has {ds.num_rows} rows)")
+        ui.out.print(Text(f"(no rows: the dataset has {ds.num_rows} rows)"))
     return shown
 

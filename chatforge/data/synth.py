@@ -243,11 +243,19 @@ def _values(scene: _Scene | None) -> dict[str, str]:
     return values
 
 
-def _answer(rng: random.Random, key: str, scene: _Scene | None) -> _Answer:
-    """Compose the assistant's answer for an ANSWERS key, with the facts it must state."""
+def _plural(scene: _Scene | None) -> bool:
+    return scene is not None and W.is_plural(scene.product.name)
+
+
+def _answer(rng: random.Random, key: str, scene: _Scene | None, *, plural: bool | None = None) -> _Answer:
+    """Compose the assistant's answer for an ANSWERS key, with the facts it must state.
+
+    Verbs and pronouns agree with the product's name, or with `plural` when the answer
+    refers to the customer's own word for it ("did they stop working?").
+    """
     values = _values(scene)
     parts = [rng.choice(part) for part in W.ANSWERS[key]]
-    text = " ".join(p for p in parts if p).format(**values)
+    text = W.agree(" ".join(p for p in parts if p).format(**values), _plural(scene) if plural is None else plural)
     required = [_required_value(name, scene) for name in W.REQUIRED.get(key, ())]
     for fact in required:
         if fact.lower() not in text.lower():  # a broken template in world.py, not bad input
@@ -259,7 +267,7 @@ def _answer_core(rng: random.Random, key: str, scene: _Scene | None) -> str:
     """Just the informative sentence of an answer, without greetings or sign-offs."""
     skip = (W.OPENER, W.CLOSER, W.SORRY)
     parts = [p for p in W.ANSWERS[key] if p not in skip and any(p)]
-    return rng.choice([a for a in parts[0] if a]).format(**_values(scene))
+    return W.agree(rng.choice([a for a in parts[0] if a]).format(**_values(scene)), _plural(scene))
 
 
 def _required_value(name: str, scene: _Scene | None) -> str:
@@ -282,20 +290,24 @@ def _required_value(name: str, scene: _Scene | None) -> str:
 
 
 class _Words:
-    """Draws lexicon items and templates for one split and notes any held-out one used.
+    """Draws lexicon items and templates for one chat and notes any held-out one used.
 
     Training splits draw from kept items only. The held-out split mixes in held-out
-    items, and `used_heldout` tells the caller whether a draw actually landed on one.
+    items, and `rendered_heldout` tells whether the last `render` (a template with its
+    slot fillers) actually landed on one. `plural` is the number of the last product
+    word used, which later pronouns agree with ("I dropped them").
     """
 
     def __init__(self, rng: random.Random, *, heldout: bool) -> None:
         self.rng = rng
         self.heldout = heldout
-        self.used_heldout = False
+        self.held_draws = 0
+        self.rendered_heldout = False
+        self.plural = False
 
     def _choose(self, kept: Sequence[str], held: Sequence[str]) -> str:
         if self.heldout and held and self.rng.random() < 0.4:
-            self.used_heldout = True
+            self.held_draws += 1
             return self.rng.choice(held)
         return self.rng.choice(kept)
 
@@ -309,8 +321,11 @@ class _Words:
         held = [n for n in product.nicknames if n in _HELD_NICKNAMES]
         kept = [n for n in product.nicknames if n not in _HELD_NICKNAMES]
         if self.rng.random() < 0.45 and not (self.heldout and held):
-            return product.name
-        return self._choose(kept or [product.name], held)
+            name = product.name
+        else:
+            name = self._choose(kept or [product.name], held)
+        self.plural = W.is_plural(name)
+        return name
 
     def render(self, key: str, scene: _Scene | None, order_no: str = "") -> str:
         def fill(m: re.Match[str]) -> str:
@@ -322,7 +337,11 @@ class _Words:
                 return order_no
             return self.word(slot)
 
-        return _SLOT.sub(fill, self.template(key))
+        before = self.held_draws
+        text = _SLOT.sub(fill, self.template(key))
+        self.rendered_heldout = self.held_draws > before
+        # Agreement after filling: the product word of this template decides the number.
+        return W.agree(text, self.plural)
 
 
 def _sentence_case(text: str) -> str:
@@ -354,7 +373,8 @@ def _user_turn(
     """One user message: a template for `key`, sometimes with a greeting, context or politeness."""
     pieces = [words.render(key, scene)]
     if connector:
-        pieces[0] = f"{words.word('connector')}{rng.choice((',', ' -', ''))} {pieces[0]}"
+        # Always a separator: "quick follow-up is it too late" reads as one broken sentence.
+        pieces[0] = f"{words.word('connector')}{rng.choice((',', ',', ' -'))} {pieces[0]}"
     if first and rng.random() < 0.22:
         ctx = words.word("ctx")
         if rng.random() < 0.5:
@@ -380,6 +400,8 @@ class _Dialogue:
     intents: list[str]  # main intent, then any follow-up intent
     answers: list[str] = field(default_factory=list)  # informative answers, in order
     planted: list[tuple[int, str, str]] = field(default_factory=list)  # (turn, kind, value)
+    # Per user turn: did its template (with its slot fillers) use held-out vocabulary?
+    heldout_turns: list[bool] = field(default_factory=list)
 
 
 def _follow_up_intent(rng: random.Random, scene: _Scene) -> str | None:
@@ -450,8 +472,11 @@ def _dialogue(
     turns: list[Message] = []
     answers: list[str] = []
     planted: list[tuple[int, str, str]] = []
+    heldout_turns: list[bool] = []
 
     def say(user: str, assistant: str) -> None:
+        # Called right after the user turn is rendered, so `rendered_heldout` is its own.
+        heldout_turns.append(words.rendered_heldout)
         turns.append({"role": "user", "content": user})
         turns.append({"role": "assistant", "content": assistant})
 
@@ -469,7 +494,8 @@ def _dialogue(
         ask_related(related)
     main_key = _template_key(scene)
     if clarify == "warranty":
-        say(_styled(rng, words.render("warranty_vague", scene)), _answer(rng, "clarify/warranty", None).text)
+        vague = _styled(rng, words.render("warranty_vague", scene))
+        say(vague, _answer(rng, "clarify/warranty", None, plural=words.plural).text)
         main_key = f"warranty_reply/{scene.variant}"
     elif clarify is not None:
         opener_key = "product_vague" if clarify == "product" else "vague"
@@ -491,7 +517,7 @@ def _dialogue(
     if closing:
         say(_styled(rng, words.render("closing", scene)), _answer(rng, "closing", None).text)
     intents = [scene.intent] + ([related.intent] if related is not None else [])
-    return _Dialogue(system, turns, final, final_scene, intents, answers, planted)
+    return _Dialogue(system, turns, final, final_scene, intents, answers, planted, heldout_turns)
 
 
 def _messages(system: str | None, turns: list[Message]) -> list[Message]:
@@ -633,6 +659,19 @@ def _non_english_chat(rng: random.Random, intent: str) -> list[Message] | None:
     return turns
 
 
+def _run_on(text: str, addition: str) -> str:
+    """`text` with `addition` after it, punctuated so the two do not read as one sentence.
+
+    A new sentence after a word gets a full stop ("... the counter. Account email: ...");
+    a lower-case fragment gets a comma ("... my order, phone: ..."); a parenthesis or a
+    dash needs nothing.
+    """
+    if not text[-1].isalnum() or addition[0] in "(-":
+        return f"{text} {addition}"
+    glue = "," if addition[0].islower() else "."
+    return f"{text}{glue} {addition}"
+
+
 def _noisy_chat(
     rng: random.Random, intent: str, noise: float
 ) -> tuple[list[Message], list[str], list[tuple[str, str]]]:
@@ -659,7 +698,7 @@ def _noisy_chat(
 
     if "toxic" in plan and intent != "abusive_user":
         insult = _Words(rng, heldout=False).word("insult")
-        if edit(users[0], lambda t: rng.choice((f"{insult}. {t}", f"{t} {insult}!"))):
+        if edit(users[0], lambda t: rng.choice((f"{insult}. {t}", _run_on(t, f"{insult}!")))):
             kinds.append("toxic")
     if "typo" in plan:
         candidates = [i for i in users if i not in fixed]
@@ -668,7 +707,7 @@ def _noisy_chat(
             changed = edit(i, lambda t: _typo(rng, t)) or changed
         if changed:
             kinds.append("typo")
-    if "non_english" in plan and edit(rng.choice(users), lambda t: f"{t} {rng.choice(W.NON_ENGLISH_LINES)}"):
+    if "non_english" in plan and edit(rng.choice(users), lambda t: _run_on(t, rng.choice(W.NON_ENGLISH_LINES))):
         kinds.append("non_english")
 
     first, last = rng.choice(W.FIRST_NAMES), rng.choice(W.LAST_NAMES)
@@ -690,9 +729,7 @@ def _noisy_chat(
         if kind == "name" and phrase.endswith(".") and rng.random() < 0.5:
             turns[target]["content"] = f"{phrase} {text}"
         else:
-            # Logs are messy: sometimes the identifier just runs on after the sentence.
-            glue = rng.choice((".", ",", "")) if text[-1].isalnum() else ""
-            turns[target]["content"] = f"{text}{glue} {phrase}"
+            turns[target]["content"] = _run_on(text, phrase)
         planted.append((kind, value))
     planted_kinds = {kind for kind, _ in planted}  # membership only
     kinds += [k for k in PII_KINDS if k in planted_kinds]
@@ -760,7 +797,10 @@ def _conversation_row(rid: str, messages: list[Message], intent: str, kinds: lis
 # --------------------------------------------------------------------------- preferences
 
 
-_WRONG_RE = re.compile("|".join(re.escape(k) for k in sorted(W.WRONG_FACTS, key=len, reverse=True)))
+# Whole values only: "$4.99" must not be found inside "$14.99".
+_WRONG_RE = re.compile(
+    r"(?<![\w$.])(?:" + "|".join(re.escape(k) for k in sorted(W.WRONG_FACTS, key=len, reverse=True)) + r")(?!\w)"
+)
 
 
 def _flawed(rng: random.Random, d: _Dialogue) -> tuple[str, str]:
@@ -840,12 +880,20 @@ def _make_test(rng: random.Random, n: int, seen: set[str], *, heldout: bool) -> 
     prefix = "heldout" if heldout else "test"
     rows: list[Row] = []
     for i, intent in enumerate(_schedule(rng, n)):
+        # The scored question itself must use held-out vocabulary, not just a greeting or
+        # an earlier turn. That is a must; a prompt training has not seen is a best effort
+        # (a huge split may run out of new ones), as for every other part.
+        usable: tuple[_Dialogue, str] | None = None
         for _ in range(_MAX_TRIES):
-            words = _Words(rng, heldout=heldout)
-            d = _dialogue(rng, words, _scene(rng, intent), closing_ok=False, main_last=True)
+            d = _dialogue(rng, _Words(rng, heldout=heldout), _scene(rng, intent), closing_ok=False, main_last=True)
             key = _user_key(d.turns)
-            if key not in seen and (words.used_heldout or not heldout):
-                break
+            if d.heldout_turns[-1] or not heldout:
+                usable = (d, key)
+                if key not in seen:
+                    break
+        if usable is None:
+            raise RuntimeError(f"no held-out phrasing found for {intent!r} in {_MAX_TRIES} tries")
+        d, key = usable
         seen.add(key)
         messages = _messages(d.system, d.turns)
         meta = {
@@ -862,7 +910,13 @@ def _make_test(rng: random.Random, n: int, seen: set[str], *, heldout: bool) -> 
 
 
 def _article(
-    rng: random.Random, titles: Sequence[str], groups: Sequence[W.Part], extras: W.Part, values: dict[str, str]
+    rng: random.Random,
+    titles: Sequence[str],
+    groups: Sequence[W.Part],
+    extras: W.Part,
+    values: dict[str, str],
+    *,
+    plural: bool = False,
 ) -> str:
     sentences = [rng.choice(g) for g in groups]
     sentences += rng.sample(extras, rng.randint(0, min(2, len(extras))))
@@ -875,11 +929,11 @@ def _article(
         body = " ".join(sentences[:cut]) + "\n\n" + " ".join(sentences[cut:])
     else:
         body = "\n".join(f"- {s}" for s in sentences)
-    return f"{rng.choice(titles)}\n\n{body.strip()}".format(**values)
+    return W.agree(f"{rng.choice(titles)}\n\n{body.strip()}".format(**values), plural)
 
 
 def _faq(rng: random.Random, values: dict[str, str]) -> str:
-    title = rng.choice(("Frequently asked questions", "FAQ", "Common questions", "Quick answers"))
+    title = rng.choice(W.FAQ_TITLES)
     items = rng.sample(W.FAQ_ITEMS, rng.randint(3, 5))
     qa = [f"Q: {rng.choice(q)}\nA: {rng.choice(a)}" for _, q, a in items]
     return (title + "\n\n" + "\n\n".join(qa)).format(**values)
@@ -902,7 +956,7 @@ def _make_kb(rng: random.Random, n: int) -> list[Row]:
                 titles, groups, extras = W.PRODUCT_PAGE
                 if product.category == "electronics":
                     groups = (*groups, W.ELECTRONICS_WARRANTY)
-                text = _article(rng, titles, groups, extras, values)
+                text = _article(rng, titles, groups, extras, values, plural=W.is_plural(product.name))
             elif topic == "faq":
                 text = _faq(rng, _values(None))
             else:
@@ -948,6 +1002,12 @@ class SynthConfig(WorldSize):
     overwrite: bool = opt(False, "replace OUT if it already exists (atomically)")
 
 
+def _is_world_dir(path: Path) -> bool:
+    """Whether `path` is a support world written by `data synth` (so `--overwrite` may replace it)."""
+    ours = {*DATASETS, "planted_pii.jsonl", "world.json"}
+    return (path / "world.json").is_file() and all(p.name in ours for p in path.iterdir())
+
+
 def main(cfg: SynthConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run `data synth`: write every part as a dataset under `cfg.out`; returns their manifests."""
     sizes = {f.name: getattr(cfg, f.name) for f in fields(WorldSize)}
@@ -958,7 +1018,7 @@ def main(cfg: SynthConfig, ui: UI = QUIET) -> dict[str, Any]:
     created_by = {"command": "data synth", "config": to_dict(cfg)}
     manifests: dict[str, Any] = {}
     # The whole world directory is swapped in at once: its parts always belong together.
-    with staged_dir(Path(cfg.out), overwrite=cfg.overwrite) as tmp:
+    with staged_dir(Path(cfg.out), overwrite=cfg.overwrite, replaceable=_is_world_dir, what="a support world") as tmp:
         for name in DATASETS:
             rows = getattr(world, name)
             manifests[name] = write_dataset(tmp / name, _KINDS[name], rows, created_by=created_by)

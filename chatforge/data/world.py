@@ -14,7 +14,14 @@ Held-out vocabulary. A fixed share of every lexicon pool, of the product nicknam
 of the user templates of every intent is *held out*: training data never uses it, and
 the `test_heldout` split always does, so evaluation can tell memorised phrasing from
 understanding. Which items are held out is a function of their text only (a SHA-256
-ranking), never of the seed, so it is the same in every generated world.
+ranking), never of the seed, so it is the same in every generated world. An item that
+also occurs in fixed text the generator writes anyway (an answer, a help page, a system
+prompt, another template or lexicon item) is never held out: "Hope that helps!" in an
+answer would otherwise teach the held-out closing "that helps".
+
+Agreement. A product may be named by a plural ("the aurora buds"), so templates and
+answers write verbs and pronouns that refer to it as `[singular|plural]` ("[is|are]",
+"[it|them]"); `agree` picks one once the product word is known.
 
 Identifier formats (the cleaning stage recognises these):
 
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- the store
@@ -220,6 +227,21 @@ PRODUCTS: tuple[Product, ...] = (
        "natural bamboo bristles", "bamboo bristles", "wooden brush", "bamboo comb"),
 )  # fmt: skip
 
+
+def is_plural(noun: str) -> bool:
+    """Whether a product name or nickname is a plural noun ("Aurora Wireless Earbuds", "wool socks")."""
+    last = noun.split()[-1].lower()
+    return last.endswith("s") and not last.endswith("ss")
+
+
+_AGREE = re.compile(r"\[([^\[\]|]*)\|([^\[\]|]*)\]")
+
+
+def agree(text: str, plural: bool) -> str:
+    """Resolve every `[singular|plural]` choice in `text` for a singular or plural product."""
+    return _AGREE.sub(lambda m: m.group(2 if plural else 1), text)
+
+
 # --------------------------------------------------------------------------- intents
 
 INTENTS: tuple[str, ...] = (
@@ -297,9 +319,11 @@ ORDER_NUMBER_INTENTS: tuple[str, ...] = (
 # --------------------------------------------------------------------------- lexicon
 
 # Slot fillers for user templates. The first entry of every pool is its core item and is
-# never held out, so templates may use it literally. No item is a whole-word part of an
-# item in another pool or of a template (a held-out item must never sneak into training
-# through a longer kept phrase).
+# never held out, so templates may use it literally. Items never need agreement with the
+# product ("started acting up", not "is acting up"), and verb items are never separable
+# phrasal verbs in front of a pronoun ("how do I call off it"): templates put a noun
+# after them. An item that occurs in other fixed text is simply never held out (see
+# `split_heldout`).
 LEXICON: dict[str, tuple[str, ...]] = {
     "hi": ("hi", "hello", "hey", "hi there", "hello there", "hey there", "good morning",
            "good afternoon", "good evening", "greetings", "howdy", "hiya", "heya", "dear support team"),
@@ -320,14 +344,14 @@ LEXICON: dict[str, tuple[str, ...]] = {
     "order": ("order", "package", "parcel", "shipment", "purchase", "stuff"),
     "where": ("where is", "what's the status of", "any update on", "can you track",
               "what happened to", "what's going on with", "can you check on", "I need an update on",
-              "how far along is", "can you look up"),
+              "how far along is", "can you look into"),
     "return_verb": ("return", "send back", "ship back", "mail back", "bring back"),
     "money": ("my refund", "my money back", "the reimbursement", "the money", "my credit", "the cash"),
     "cancel": ("cancel", "call off", "scrap", "undo", "drop", "back out of"),
     "broken": ("arrived broken", "came damaged", "showed up cracked", "arrived smashed",
-               "was crushed in transit", "arrived in pieces", "came with a big scratch", "is dented"),
-    "fault": ("stopped working", "died", "won't turn on", "keeps glitching", "is acting up",
-              "quit on me", "is defective", "stopped charging", "keeps freezing"),
+               "got crushed in transit", "arrived in pieces", "came with a big scratch", "showed up dented"),
+    "fault": ("stopped working", "died", "won't turn on", "won't stop glitching", "started acting up",
+              "quit on me", "turned out to be defective", "stopped charging", "started freezing up"),
     "ship": ("shipping", "delivery", "postage", "dispatch"),
     "fast": ("express", "faster", "quicker", "expedited", "rush", "speedier", "priority"),
     "code": ("discount code", "promo code", "coupon", "voucher", "promotional code", "savings code"),
@@ -361,7 +385,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
 # User templates: `{pool}` is a LEXICON slot, `{product}` the product in the scene,
 # `{order_no}` the order number. Keys are "intent" or "intent/variant" plus a few dialogue
 # moves (vague openers, clarifying replies, closings). The first template of each list
-# is the core one and is never held out.
+# is the core one and is never held out. `[singular|plural]` agrees with the product word
+# of the template, or of the user's last message that named one (see `agree`).
 USER_TEMPLATES: dict[str, tuple[str, ...]] = {
     "order_status": (
         "{where} my {order}?",
@@ -378,12 +403,12 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
     "return": (
         "I want to {return_verb} something I bought",
         "how do I {return_verb} the {product}?",
-        "can I {return_verb} the {product} if I don't like it?",
+        "can I {return_verb} the {product} if I don't like [it|them]?",
         "what's your return policy?",
-        "the {product} isn't what I expected, can I {return_verb} it?",
+        "the {product} [isn't|aren't] what I expected, can I {return_verb} my {order}?",
         "is it too late to {return_verb} my {order}? it came two weeks ago",
         "how long do I have to {return_verb} an item?",
-        "I changed my mind about the {product}. what are my options for sending it back?",
+        "I changed my mind about the {product}. what are my options for sending [it|them] back?",
         "do you accept returns on items that were bought on sale?",
         "need to {return_verb} a gift I received, how does that work",
     ),
@@ -403,14 +428,14 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "how do exchanges work?",
         "got the wrong size, can I trade it for a bigger one?",
         "is it possible to exchange an item instead of returning it?",
-        "the {product} doesn't fit, can I get a different one instead?",
+        "the {product} [doesn't|don't] fit, can I get a different one instead?",
         "I want to switch the {product} for a different model",
         "do you do exchanges or only refunds?",
     ),
     "cancel_order": (
         "I want to {cancel} my {order}",
         "can you {cancel} my {order} please?",
-        "I ordered by mistake, how do I {cancel} it?",
+        "I ordered by mistake, how do I {cancel} the order?",
         "am I still in time to {cancel} my {order}?",
         "changed my mind, I don't want the {product} anymore. can I {cancel} the order?",
         "how can I {cancel} an order I just placed?",
@@ -456,7 +481,7 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "shipping/express": (
         "do you have {fast} shipping?",
-        "I need it quickly, is there a {fast} option?",
+        "I need it quickly, is there an option for {fast} shipping?",
         "how much is {fast} shipping and how long does it take?",
         "can I pay extra to get it sooner?",
         "what's your quickest shipping option?",
@@ -467,29 +492,29 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "my {product} {broken}",
         "the {product} {broken}, what do I do?",
         "my {order} {broken}, can you help?",
-        "I just opened the {product} and it's damaged",
-        "the outer carton was crushed and the {product} inside is broken",
+        "I just opened the {product} and [it's|they're] damaged",
+        "the outer carton was crushed and the {product} inside [is|are] broken",
         "received a damaged item, I want a replacement",
-        "the {product} I got has a crack in it",
+        "the {product} I got [has a crack in it|have cracks in them]",
         "item came damaged in the mail, what now?",
     ),
     "warranty/defect": (
         "my {product} {fault}",
-        "the {product} {fault} after a few months, is it under warranty?",
+        "the {product} {fault} after a few months, [is it|are they] under warranty?",
         "is there a warranty on the {product}?",
         "what does your warranty cover?",
         "how long is the warranty on electronics?",
-        "the {product} {fault}, can I get it repaired?",
-        "my {product} {fault} and I've barely used it",
+        "the {product} {fault}, can I get [it|them] repaired?",
+        "my {product} {fault} and I've barely used [it|them]",
         "do your gadgets come with any guarantee?",
     ),
     "warranty/accident": (
         "I dropped the {product} and the screen cracked, is that covered?",
         "spilled water on my {product}, does the warranty cover that?",
         "my kid broke the {product}, can I use the warranty?",
-        "the {product} fell off the table and stopped working, is it covered?",
+        "the {product} fell off the table and stopped working, [is it|are they] covered?",
         "does the warranty cover accidental damage?",
-        "I stepped on my {product} by accident, will you replace it?",
+        "I stepped on my {product} by accident, will you replace [it|them]?",
         "my dog chewed the {product}, am I covered?",
     ),
     "password_reset/forgot": (
@@ -537,10 +562,10 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "can the {code} be added after I paid?",
     ),
     "product_question/price": (
-        "how much is the {product}?",
-        "what does the {product} cost?",
+        "how much [is|are] the {product}?",
+        "what [does|do] the {product} cost?",
         "what's the price on the {product}?",
-        "is the {product} expensive?",
+        "[is|are] the {product} expensive?",
         "price check on the {product} please",
         "how much would I pay for the {product}?",
         "what are you charging for the {product} these days?",
@@ -549,17 +574,17 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "can you tell me about the {product}?",
         "what's special about the {product}?",
         "what are the main features of the {product}?",
-        "is the {product} any good? what does it do?",
+        "[is|are] the {product} any good? what [does it|do they] do?",
         "I'm thinking of buying the {product}, what should I know?",
         "give me the key details on the {product}",
         "what makes the {product} worth it?",
     ),
     "product_question/warranty": (
-        "does the {product} come with a warranty?",
-        "is the {product} covered if it breaks?",
-        "how long is the {product} guaranteed for?",
-        "what kind of warranty does the {product} have?",
-        "if the {product} stops working, will you fix it?",
+        "[does|do] the {product} come with a warranty?",
+        "[is|are] the {product} covered if [it breaks|they break]?",
+        "how long [is|are] the {product} guaranteed for?",
+        "what kind of warranty [does|do] the {product} have?",
+        "if the {product} [stops|stop] working, will you fix [it|them]?",
     ),
     "store_hours/hours": (
         "what are your support hours?",
@@ -590,7 +615,7 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "I want to speak to {human}",
         "I'm {upset}. this is the third time I'm contacting you, get me {human}",
         "nobody has fixed my problem, escalate this to {human}",
-        "I'm {upset} with how my complaint was handled and want to talk to {human}",
+        "I'm {upset}. my complaint was handled badly and I want to talk to {human}",
         "I want to file a formal complaint",
         "this has been going on for weeks, I need {human} to look at it",
         "I'm {upset}, your team keeps ignoring my emails",
@@ -644,23 +669,23 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
     "warranty_vague": (
         "my {product} {fault}",
         "something's wrong with my {product}",
-        "the {product} doesn't work anymore",
+        "the {product} [doesn't|don't] work anymore",
         "having trouble with my {product}",
-        "my {product} is broken",
+        "my {product} [is|are] broken",
     ),
     "warranty_reply/defect": (
-        "it just stopped on its own",
-        "no accident, it simply quit",
-        "nothing happened to it, it just {fault}",
-        "it was sitting on my desk and {fault}",
+        "[it|they] just stopped on [its|their] own",
+        "no accident, [it|they] simply quit",
+        "nothing happened to [it|them], but [it|they] {fault}",
+        "I only used [it|them] at my desk and [it|they] {fault}",
         "totally normal use, no drops",
     ),
     "warranty_reply/accident": (
-        "I dropped it, honestly",
-        "it fell off the counter",
-        "I spilled coffee on it",
-        "my little one threw it",
-        "it got wet in the rain",
+        "I dropped [it|them], honestly",
+        "[it|they] fell off the counter",
+        "I spilled coffee on [it|them]",
+        "my little one threw [it|them]",
+        "[it|they] got wet in the rain",
     ),
     "order_no_reply": (
         "it's {order_no}",
@@ -675,7 +700,7 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
         "{closing}, {thanks}",
         "{thanks}, {closing}",
         "ok {thanks}",
-        "{closing}. {thanks} for the help",
+        "{closing}. {thanks} again",
         "{thanks}! that's everything for today",
     ),
 }
@@ -685,7 +710,7 @@ USER_TEMPLATES: dict[str, tuple[str, ...]] = {
 # An answer is a sequence of parts; one alternative of each part is used, and an empty
 # alternative means the part may be left out. `{name}` fields are FACTS, EXTRA_FACTS or
 # scene values (order_no, carrier, tracking, date, product, price, sku, category,
-# feature, store).
+# feature, store); `[singular|plural]` agrees with the product (see `agree`).
 Part = tuple[str, ...]
 
 OPENER: Part = ("", "", "", "Happy to help!", "Sure thing!", "Thanks for reaching out.", "Of course.",
@@ -870,7 +895,7 @@ ANSWERS: dict[str, tuple[Part, ...]] = {
          "Electronics are covered for {warranty_period} against defects.",
          "Every electronics item is covered by our warranty for {warranty_period} against defects."),
         ("If your device stopped working on its own, contact us with your order details and we'll repair or replace it.",
-         "If it failed during normal use, send us your order details and a short description and we'll repair or replace it."),
+         "If [it|they] failed during normal use, send us your order details and a short description and we'll repair or replace [it|them]."),
         ("", "Note that the warranty doesn't cover {warranty_excludes}."),
         CLOSER,
     ),
@@ -920,21 +945,21 @@ ANSWERS: dict[str, tuple[Part, ...]] = {
     ),
     "product_question/price": (
         OPENER,
-        ("The {product} is {price}.", "The {product} costs {price}.", "We sell the {product} for {price}."),
-        ("", "It's SKU {sku}, in our {category} range.", "It's part of our {category} collection (SKU {sku})."),
+        ("The {product} [is|are] {price}.", "The {product} [costs|cost] {price}.", "We sell the {product} for {price}."),
+        ("", "You'll find [it|them] in our {category} range (SKU {sku}).", "[It's|They're] part of our {category} collection (SKU {sku})."),
         ("", "Orders over {free_shipping_threshold} ship free."),
         CLOSER,
     ),
     "product_question/feature": (
         OPENER,
-        ("The {product} features {feature}.", "A highlight of the {product} is {feature}.",
-         "The {product} comes with {feature}."),
-        ("", "It costs {price}.", "It's {price} (SKU {sku})."),
+        ("The {product} [features|feature] {feature}.", "A highlight of the {product} is {feature}.",
+         "The {product} [comes|come] with {feature}."),
+        ("", "[It costs|They cost] {price}.", "[It's|They're] {price} (SKU {sku})."),
         CLOSER,
     ),
     "product_question/warranty": (
-        ("Yes, the {product} is covered by our warranty for {warranty_period}, since it's an electronics item.",
-         "As an electronics item, the {product} comes with a warranty of {warranty_period} against defects."),
+        ("Yes, the {product} [is|are] covered by our warranty for {warranty_period}, like all our electronics.",
+         "Like all our electronics, the {product} [comes|come] with a warranty of {warranty_period} against defects."),
         ("", "The warranty covers defects but not {warranty_excludes}."),
         CLOSER,
     ),
@@ -997,8 +1022,8 @@ ANSWERS: dict[str, tuple[Part, ...]] = {
     ),
     "clarify/warranty": (
         ("Sorry to hear that!", "Oh no, sorry about that.", ""),
-        ("Did it stop working on its own, or was it damaged in an accident, like a drop or a spill?",
-         "Can I ask what happened: did it fail during normal use, or was there an accident such as a drop or a spill?"),
+        ("Did [it|they] stop working on [its|their] own, or [was it|were they] damaged in an accident, like a drop or a spill?",
+         "Can I ask what happened: did [it|they] fail during normal use, or was there an accident such as a drop or a spill?"),
     ),
     "ask_order_number": (
         ("I can help with that. What's your order number?", "Sure! Could you share your order number?",
@@ -1103,7 +1128,8 @@ PII_PHRASES: dict[str, tuple[str, ...]] = {
     "order_number": ("Order number {v}.", "(order #{v})", "It's order #{v}.", "ref {v}"),
 }
 
-NEAR_DUP_PREFIXES: tuple[str, ...] = ("ok so ", "um ", "so ", "well ", "uh ")
+# Trailing dots, so a capital after them still reads right ("ok so... Where is it?").
+NEAR_DUP_PREFIXES: tuple[str, ...] = ("ok so... ", "um... ", "so... ", "well... ", "uh... ")
 
 # Non-English material: single lines appended to an English turn, and a few short chats.
 NON_ENGLISH_LINES: tuple[str, ...] = (
@@ -1327,10 +1353,10 @@ KB_REQUIRED_FACTS: dict[str, tuple[str, ...]] = {
 PRODUCT_PAGE: tuple[tuple[str, ...], tuple[Part, ...], Part] = (
     ("{product}", "{product} | {store}", "Product: {product}", "{product} ({sku})"),
     (
-        ("Price: {price}.", "The {product} sells for {price}.", "{product}: {price}."),
+        ("Price: {price}.", "The {product} [sells|sell] for {price}.", "{product}: {price}."),
         ("SKU: {sku}.", "Item number {sku}.", "Product code {sku}."),
-        ("Category: {category}.", "Part of our {category} range.", "Find it in our {category} section."),
-        ("It offers {feature}.", "Highlights: {feature}.", "Key feature: {feature}."),
+        ("Category: {category}.", "Part of our {category} range.", "Find [it|them] in our {category} section."),
+        ("[It offers|They offer] {feature}.", "Highlights: {feature}.", "Key feature: {feature}."),
     ),
     ("Ships in {standard_shipping_time} with standard shipping.",
      "Returnable within {return_window} of delivery if unused and in original packaging.",
@@ -1340,6 +1366,8 @@ ELECTRONICS_WARRANTY: Part = (
     "Covered by our warranty for {warranty_period} against defects (accidental damage is not covered).",
     "Includes a warranty of {warranty_period} that covers defects but not accidental damage.",
 )
+
+FAQ_TITLES: tuple[str, ...] = ("Frequently asked questions", "FAQ", "Common questions", "Quick answers")
 
 # (topic, question paraphrases, answer paraphrases) for FAQ articles.
 FAQ_ITEMS: tuple[tuple[str, Part, Part], ...] = (
@@ -1371,31 +1399,130 @@ FAQ_ITEMS: tuple[tuple[str, Part, Part], ...] = (
 
 HELDOUT_SHARE = 0.22
 
+_SLOT = re.compile(r"\{(\w+)\}")
+# A slot, or a `[singular|plural]` choice.
+_PIECE = re.compile(r"\{(\w+)\}|\[([^\[\]]*)\]")
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A case-insensitive regex that finds text rendered from `template`, whatever fills its slots."""
+    regex, at = [], 0
+    for m in _PIECE.finditer(template):
+        regex.append(re.escape(template[at : m.start()]))
+        if m.group(1) is not None:
+            regex.append(r".+?")
+        else:
+            regex.append("(?:" + "|".join(re.escape(a) for a in m.group(2).split("|")) + ")")
+        at = m.end()
+    regex.append(re.escape(template[at:]))
+    regex = [r for r in regex if r]
+    # A slot at either end only says "some text is there": a lookaround finds the same
+    # texts without trying every possible start (a leading `.+?` is quadratic per line).
+    if len(regex) > 1 and regex[0] == r".+?":
+        regex[0] = r"(?<=.)"
+    if len(regex) > 1 and regex[-1] == r".+?":
+        regex[-1] = r"(?=.)"
+    # Whole words at the ends: "ok {thanks}" must not match inside "look around".
+    text = agree(template, False)
+    start = r"\b" if not template.startswith("{") and re.match(r"\w", text) else ""
+    end = r"\b" if not template.endswith("}") and re.search(r"\w$", text) else ""
+    return re.compile(start + "".join(regex) + end, re.IGNORECASE)
+
+
+def _whole(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)", re.IGNORECASE)
+
+
+def _fixed_texts() -> tuple[str, ...]:
+    """Every fixed text the generator writes besides user templates and lexicon items.
+
+    Facts are filled in, scene slots ({product}, {order_no}, ...) become a NUL that no
+    word crosses, and `[singular|plural]` choices are spelled both ways. (The order
+    record's field labels in synth.py, "Status:", "Carrier:", ..., are no lexicon item.)
+    """
+    texts: list[str] = [alt for parts in ANSWERS.values() for part in parts for alt in part]
+    for titles, groups, extras in (*KB_TOPICS.values(), PRODUCT_PAGE):
+        texts += [*titles, *(alt for group in groups for alt in group), *extras]
+    texts += [x for _, questions, answers in FAQ_ITEMS for x in (*questions, *answers)]
+    texts += [*ELECTRONICS_WARRANTY, *FAQ_TITLES, *SYSTEM_PROMPTS, *RUDE_PREFIX, *RUDE_SUFFIX, *VAGUE_ANSWERS]
+    texts += [*FACTS.values(), *EXTRA_FACTS.values(), *WRONG_FACTS.values(), STORE_NAME, STORE_DOMAIN]
+    texts += [x for p in PRODUCTS for x in (p.name, p.category, p.price, p.sku, p.feature)]
+    texts += [*ORDER_STATUSES, *MONTHS, *(carrier for carrier, _ in CARRIERS)]
+    # Noise and identifiers planted into training user turns.
+    texts += [x for phrases in PII_PHRASES.values() for x in phrases]
+    texts += [*NEAR_DUP_PREFIXES, *NON_ENGLISH_LINES, *(x for g in NON_ENGLISH_GREETINGS.values() for x in g)]
+    texts += [x for pairs in NON_ENGLISH_THANKS.values() for pair in pairs for x in pair]
+    texts += [x for _, _, questions, answer in NON_ENGLISH_CHATS for x in (*questions, answer)]
+    texts += [*FIRST_NAMES, *LAST_NAMES, *STREETS, *(city for city, _, _ in CITIES), *EMAIL_DOMAINS]
+    values = {**FACTS, **EXTRA_FACTS, "store": STORE_NAME}
+    filled = [_SLOT.sub(lambda m: values.get(m.group(1), "\x00"), t) for t in texts]
+    return tuple(agree(t, plural) for t in filled for plural in (False, True))
+
+
+def _template_texts(templates: Sequence[str]) -> list[str]:
+    return [agree(t, plural) for t in templates for plural in (False, True)]
+
+
+_ALL_NICKNAMES: tuple[str, ...] = tuple(n for p in PRODUCTS for n in p.nicknames)
+_FIXED_LOWER = "\n".join(_fixed_texts()).lower()
+_ALL_TEMPLATES: tuple[str, ...] = tuple(t for pool in USER_TEMPLATES.values() for t in pool)
+# Lower-cased once: the checks below match case-insensitively and test substrings first.
+_TEMPLATE_LINES: tuple[tuple[str, str], ...] = tuple(
+    (t, text.lower()) for t in _ALL_TEMPLATES for text in _template_texts([t])
+)
+_TEMPLATE_WORDS = "\n".join(_SLOT.sub("\x00", text) for _, text in _TEMPLATE_LINES)
+_ALL_ITEMS = "\n".join([*(x for pool in LEXICON.values() for x in pool), *_ALL_NICKNAMES]).lower()
+
+
+def _phrase_eligible(item: str) -> bool:
+    """A lexicon item or nickname may be held out only if no other text ever contains it."""
+    found, lower = _whole(item), item.lower()
+    # A substring test first keeps this import-time check fast; the item's own line in
+    # _ALL_ITEMS is the one expected match there.
+    fixed = any(lower in text and found.search(text) for text in (_FIXED_LOWER, _TEMPLATE_WORDS))
+    return not fixed and (_ALL_ITEMS.count(lower) == 1 or len(found.findall(_ALL_ITEMS)) == 1)
+
+
+def _template_eligible(template: str) -> bool:
+    """A template may be held out only if its pattern finds nothing in fixed text or other templates."""
+    found = template_pattern(template)
+    others = "\n".join(text for t, text in _TEMPLATE_LINES if t != template)
+    # The pattern can only match where its longest literal piece occurs: a cheap test first.
+    literal = max(_PIECE.split(template)[::3], key=len).lower()
+    return not any(literal in text and found.search(text) for text in (_FIXED_LOWER, others, _ALL_ITEMS))
+
 
 def _rank(text: str) -> str:
     # SHA-256 rather than hash(): Python salts str hashes per process.
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def split_heldout(items: Sequence[str], *, keep_first: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Split items into (kept, held_out): about HELDOUT_SHARE of them, chosen by content hash."""
+def split_heldout(
+    items: Sequence[str], *, keep_first: bool = True, eligible: Callable[[str], bool] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split items into (kept, held_out): about HELDOUT_SHARE of them, chosen by content hash.
+
+    Only `eligible` items (default: all) are ever held out; if too few are, fewer are.
+    """
     fixed = tuple(items[:1]) if keep_first else ()
     rest = list(items[len(fixed) :])
     count = round(len(rest) * HELDOUT_SHARE)
     if len(rest) >= 2:
         count = max(count, 1)
-    held = sorted(rest, key=_rank)[:count]
+    candidates = [x for x in rest if eligible is None or eligible(x)]
+    held = sorted(candidates, key=_rank)[:count]
     kept = tuple(x for x in items if x not in held)
     return kept, tuple(x for x in items if x in held)
 
 
-LEXICON_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {k: split_heldout(v) for k, v in LEXICON.items()}
+LEXICON_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    k: split_heldout(v, eligible=_phrase_eligible) for k, v in LEXICON.items()
+}
 TEMPLATE_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    k: split_heldout(v) for k, v in USER_TEMPLATES.items()
+    k: split_heldout(v, eligible=_template_eligible) for k, v in USER_TEMPLATES.items()
 }
 # Nicknames are held out across the whole catalog; product names are never held out.
-_ALL_NICKNAMES: tuple[str, ...] = tuple(n for p in PRODUCTS for n in p.nicknames)
-HELDOUT_NICKNAMES: tuple[str, ...] = split_heldout(_ALL_NICKNAMES, keep_first=False)[1]
+HELDOUT_NICKNAMES: tuple[str, ...] = split_heldout(_ALL_NICKNAMES, keep_first=False, eligible=_phrase_eligible)[1]
 
 # Templates whose held-out status does not matter: they only carry planted identifiers,
 # which never occur in the clean test splits.
@@ -1411,14 +1538,3 @@ def heldout_phrases() -> tuple[str, ...]:
 def heldout_templates() -> tuple[str, ...]:
     """Every held-out user template (see `template_pattern` to find one in text)."""
     return tuple(t for k, (_, held) in TEMPLATE_SPLIT.items() if k not in _NOT_IN_TESTS for t in held)
-
-
-_SLOT = re.compile(r"\{(\w+)\}")
-
-
-def template_pattern(template: str) -> re.Pattern[str]:
-    """A case-insensitive regex that finds text rendered from `template`, whatever fills its slots."""
-    pieces = _SLOT.split(template)
-    # split() alternates literal text and slot names: even indexes are literals.
-    regex = "".join(re.escape(p) if i % 2 == 0 else r".+?" for i, p in enumerate(pieces))
-    return re.compile(regex, re.IGNORECASE)

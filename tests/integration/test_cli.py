@@ -36,26 +36,53 @@ def test_help_lists_the_lifecycle_that_exists():
         assert absent not in out
 
 
-def test_cli_surface_is_pinned():
-    """Every subcommand and its flags; a change here is a change users see."""
+COMMON = ["--config", "--quiet", "--seed", "-q"]
+SURFACE = {
+    "data synth": ([], ["--conversations", "--heldout-conversations", "--kb-articles", "--no-overwrite", "--noise",
+                        "--out", "--overwrite", "--preferences", "--test-conversations"]),
+    "data ingest": (["files"], ["--csv.assistant-col", "--csv.content-col", "--csv.conversation-col", "--csv.delimiter",
+                                "--csv.role-col", "--csv.system-col", "--csv.user-col", "--format", "--no-overwrite",
+                                "--no-skip-invalid", "--out", "--overwrite", "--shard-rows", "--skip-invalid",
+                                "--text.max-chars", "--text.unit"]),
+    "data stats": (["dataset"], ["--top"]),
+    "data show": (["dataset"], ["--max-chars", "--n", "--offset", "-n"]),
+    "data export": (["dataset"], ["--format", "--out"]),
+    "quickstart": ([], ["--synth.conversations", "--synth.heldout-conversations", "--synth.kb-articles", "--synth.noise",
+                        "--synth.preferences", "--synth.test-conversations", "--workdir"]),
+}
+
+
+def _surface() -> dict[str, tuple[list[str], list[str]]]:
+    import argparse
+
     from chatforge.cli import build_parser
 
-    _parser, bools = build_parser()
-    assert sorted(bools) == ["data export", "data ingest", "data show", "data stats", "data synth", "quickstart"]
-    ingest = cf("data", "ingest", "--help").stdout
-    for flag in ("--out", "--format", "--skip-invalid", "--overwrite", "--csv.user-col", "--csv.assistant-col",
-                 "--csv.conversation-col", "--text.unit", "--config", "--quiet"):
-        assert flag in ingest
-    synth = cf("data", "synth", "--help").stdout
-    for flag in ("--out", "--conversations", "--seed", "--noise", "--overwrite"):
-        assert flag in synth
+    def walk(p: argparse.ArgumentParser, words: list[str]):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for a in subs:
+            for name, sp in a.choices.items():
+                yield from walk(sp, [*words, name])
+        if words and not subs:
+            opts = {o for a in p._actions for o in a.option_strings} - {"-h", "--help"}
+            # every snake_case spelling is an alias of a kebab-case flag
+            assert all(o.replace("_", "-") in opts for o in opts)
+            yield " ".join(words), ([a.dest for a in p._actions if not a.option_strings],
+                                    sorted(o for o in opts if "_" not in o))
+
+    return dict(walk(build_parser()[0], []))
+
+
+def test_cli_surface_is_pinned():
+    """Every subcommand with its positionals and flags, exactly: a change here is one users see."""
+    want = {cmd: (pos, sorted(COMMON + flags)) for cmd, (pos, flags) in SURFACE.items()}
+    assert _surface() == want
 
 
 def test_synth_ingest_stats_show_export_as_a_user(tmp_path):
     cf("data", "synth", "--out", "world", "--conversations", "200", "--test-conversations", "40",
        "--heldout-conversations", "30", "--kb-articles", "20", "--preferences", "30", "--seed", "3", "-q", cwd=tmp_path)
     conv = open_dataset(tmp_path / "world" / "conversations")
-    assert conv.num_rows >= 200 and conv.kind == "conversations"
+    assert conv.num_rows == 200 and conv.kind == "conversations"
 
     stats = cf("data", "stats", "world/conversations", cwd=tmp_path).stdout
     assert "rows" in stats and "assistant" in stats and "order_status" in stats
@@ -89,6 +116,10 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path):
         (["data", "ingest", str(bad), "--out", "x", "--skip-invalidd"], "did you mean --skip-invalid"),
         (["data", "stats", str(tmp_path)], "not a chatforge dataset"),
         (["data", "synth", "--out", "w", "--config", str(tmp_path / "missing.yaml")], "config file not found"),
+        (["data", "synth", "--out", str(tmp_path / "w"), "--noise", "nan"], "--noise: must be a finite number"),
+        (["data", "ingest", str(bad), "--out", f"{bad}/x"], "bad.jsonl is a file, not a directory"),
+        (["data", "ingest", str(bad), "--out", str(tmp_path / "o"), "--csv.delimiter", ";;"], "csv.delimiter: must be one character"),
+        (["data", "export", str(tmp_path), "--format", "xml"], "--format: must be one of jsonl, openai; got 'xml'"),
     ]
     for args, expected in cases:
         p = cf(*args, check=False)
@@ -118,7 +149,7 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     args = ["quickstart", "--workdir", "qs", "--synth.conversations", "150", "--synth.test-conversations", "30",
             "--synth.heldout-conversations", "20", "--synth.kb-articles", "10", "--synth.preferences", "20"]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
-    assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows >= 150
+    assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
     assert (tmp_path / "qs" / "config.yaml").is_file()
     if quiet:
         assert p.stdout == ""
@@ -126,3 +157,24 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         assert "where everything was written" in p.stdout and "qs/data/world/conversations" in p.stdout
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
+
+
+def test_markup_like_text_is_printed_literally(tmp_path):
+    """Paths and row contents that look like rich markup are data, not formatting."""
+    src = tmp_path / "m.jsonl"
+    src.write_text(json.dumps({"messages": [{"role": "user", "content": "[bold]hi[/x]"},
+                                            {"role": "assistant", "content": "ok"}], "source": "crm[/x]"}) + "\n")
+    out = "q[/b]"
+    p = cf("data", "ingest", str(src), "--out", out, cwd=tmp_path)
+    assert "-> q[/b]" in p.stdout
+    stats = cf("data", "stats", out, cwd=tmp_path).stdout
+    assert "crm[/x]" in stats and "q[/b]" in stats
+    shown = cf("data", "show", out, cwd=tmp_path).stdout
+    assert "[bold]hi[/x]" in shown
+
+
+def test_seed_is_accepted_by_every_command(tmp_path):
+    src = tmp_path / "a.jsonl"
+    src.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}) + "\n")
+    cf("data", "ingest", str(src), "--out", str(tmp_path / "d"), "--seed", "3", "-q")
+    cf("data", "stats", str(tmp_path / "d"), "--seed", "3")

@@ -131,3 +131,9 @@ def test_generated_flags_parse_like_overrides():
     assert vars(parser.parse_args(["--verbose"])) == {"verbose": "true"}
     with pytest.raises(ConfigError, match="--verbose: must be true or false"):
         normalize_bool_flags(["--verbose=perhaps"], bools)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused(value):
+    with pytest.raises(ConfigError, match=r"^--train\.lr: must be a finite number"):
+        load_config(Outer, overrides={"out": "o", "train.lr": value})

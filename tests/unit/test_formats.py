@@ -135,11 +135,10 @@ def test_meta_id_and_source_are_kept(tmp_path: Path) -> None:
         tmp_path / "m.jsonl",
         [{**CONV, "id": 12, "source": "crm", "meta": {"team": "b"}, "score": 3}, {**CONV, "id": True}],
     )
-    ingest(src, tmp_path / "ds")
-    a, b = rows(tmp_path / "ds")
+    ingest(src, tmp_path / "ds", skip_invalid=True)
+    (a,) = rows(tmp_path / "ds")
     assert (a["id"], a["source"], a["meta"]) == ("12", "crm", {"team": "b", "score": 3})
-    assert b["id"] == "m.jsonl:2"  # a bool is no id
-    assert b["meta"] == {}
+    assert [r["reason"] for r in rejected(tmp_path / "ds")] == ['field "id" must be a string or a number, got bool']
 
 
 # --------------------------------------------------------------------------------------
@@ -1066,3 +1065,88 @@ def test_folder_without_text_files_is_an_error(tmp_path):
     with pytest.raises(UserError, match=r"docs: folder holds no text files \(\.txt"):
         ingest(tmp_path / "docs", tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
+
+
+def test_empty_and_header_only_inputs_are_errors(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv:1: file is empty \(expected a header row"):
+        ingest(tmp_path / "empty.csv", tmp_path / "ds")
+    (tmp_path / "header.csv").write_text("user,assistant\n")
+    with pytest.raises(DataError, match=r"header\.csv: holds no records"):
+        ingest(tmp_path / "header.csv", tmp_path / "ds")
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(DataError, match=r"empty\.jsonl: holds no records"):
+        ingest(tmp_path / "empty.jsonl", tmp_path / "ds", format="openai")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_duplicate_csv_columns_are_an_error(tmp_path):
+    src = write_csv(tmp_path / "d.csv", [["user", "assistant", "user"], ["a", "b", "c"]])
+    with pytest.raises(DataError, match=r"d\.csv:1: duplicate column name\(s\) in the header: user"):
+        ingest(src, tmp_path / "ds")
+
+
+def test_nan_and_infinity_are_not_json(tmp_path):
+    good = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]'
+    src = tmp_path / "n.jsonl"
+    src.write_text(good + "}\n" + good + ', "meta": {"score": NaN}}\n' + good + ', "meta": {"x": -Infinity}}\n')
+    m = ingest(src, tmp_path / "ds", skip_invalid=True)
+    check_counts(m, tmp_path / "ds")
+    assert [(r["line"], r["reason"]) for r in rejected(tmp_path / "ds")] == [
+        (2, "invalid JSON: NaN is not valid JSON"),
+        (3, "invalid JSON: -Infinity is not valid JSON"),
+    ]
+    arr = tmp_path / "n.json"
+    arr.write_text("[\n" + good + "},\n" + good + ', "meta": {"s": Infinity}}\n]\n')
+    with pytest.raises(DataError, match=r"n\.json:3: invalid JSON: Infinity is not valid JSON"):
+        ingest(arr, tmp_path / "ds2")
+
+
+def test_ids_are_unique_within_a_dataset(tmp_path):
+    conv = msgs("user", "hi", "assistant", "hello")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    a = write_jsonl(tmp_path / "x" / "a.jsonl", [{"messages": conv}, {"messages": conv, "id": 7}, {"messages": conv, "id": 2.5}])
+    b = write_jsonl(tmp_path / "y" / "a.jsonl", [{"messages": conv}, {"messages": conv, "id": "7"}])
+    m = ingest([a, b], tmp_path / "ds", skip_invalid=True)
+    check_counts(m, tmp_path / "ds")
+    # default ids name the file as given, so same-named files in two folders do not collide
+    assert [r["id"] for r in rows(tmp_path / "ds")] == [f"{tmp_path}/x/a.jsonl:1", "7", "2.5", f"{tmp_path}/y/a.jsonl:1"]
+    assert [(r["file"], r["line"], r["reason"]) for r in rejected(tmp_path / "ds")] == [
+        (str(b), 2, 'duplicate id "7" (ids must be unique within a dataset)')
+    ]
+    with pytest.raises(UserError, match="given more than once"):
+        ingest([a, a], tmp_path / "ds2")
+
+
+def test_csv_delimiter_must_be_one_character(tmp_path):
+    src = write_csv(tmp_path / "c.csv", [["user", "assistant"], ["a", "b"]])
+    with pytest.raises(UserError, match=r"csv\.delimiter: must be one character \(or 'tab'\), got ';;'"):
+        ingest(src, tmp_path / "ds", csv__delimiter=";;")
+
+
+def test_broken_symlink_in_a_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("real text")
+    (tmp_path / "docs" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    with pytest.raises(UserError, match=r"gone\.txt: broken symbolic link"):
+        ingest(tmp_path / "docs", tmp_path / "ds")
+
+
+def test_syntax_error_early_in_a_big_array_is_reported_as_such(tmp_path):
+    """A syntax error is not mistaken for a record cut by the read buffer (which would read on to EOF)."""
+    good = json.dumps({"messages": msgs("user", "hi " * 50, "assistant", "hello " * 50)})
+    lines = ["[", good + ",", '{"messages": [}', *([good + ","] * 6000), good, "]"]
+    src = tmp_path / "big.json"
+    src.write_text("\n".join(lines) + "\n")
+    assert src.stat().st_size > 3 * 2**20
+    with pytest.raises(DataError, match=r"big\.json:3: invalid JSON: Expecting value"):
+        ingest(src, tmp_path / "ds")
+
+
+def test_records_sharing_a_line_get_distinct_ids(tmp_path):
+    conv = msgs("user", "hi", "assistant", "hello")
+    src = tmp_path / "one_line.json"
+    src.write_text(json.dumps([{"messages": conv}] * 3) + "\n")
+    ingest(src, tmp_path / "ds")
+    assert [r["id"] for r in rows(tmp_path / "ds")] == ["one_line.json:1", "one_line.json:1.2", "one_line.json:1.3"]

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
@@ -98,7 +99,9 @@ def test_sizes_are_respected_and_bad_arguments_rejected() -> None:
         21,
     )
     empty = generate(1, conversations=0, test_conversations=0, heldout_conversations=0, kb_articles=0, preferences=0)
-    assert (empty.conversations, empty.test, empty.kb, empty.preferences, empty.planted_pii) == ([], [], [], [], [])
+    assert (empty.conversations, empty.test, empty.test_heldout, empty.kb, empty.preferences, empty.planted_pii) == (
+        [], [], [], [], [], [],
+    )  # fmt: skip
     with pytest.raises(ValueError, match="conversations"):
         generate(1, conversations=-1)
     with pytest.raises(ValueError, match="noise"):
@@ -161,12 +164,33 @@ def test_preference_rows(world: SupportWorld) -> None:
     assert {r["meta"]["flaw"] for r in world.preferences} == set(FLAWS)
 
 
-def test_wrong_policy_rejections_state_a_wrong_value_and_chosen_answers_the_right_one(world: SupportWorld) -> None:
+def _states(text: str, value: str) -> bool:
+    """Whether `text` states `value` as a whole value ("$14.99" does not state "$4.99")."""
+    return re.search(rf"(?<![\w$.]){re.escape(value)}(?!\w)", text) is not None
+
+
+def test_wrong_policy_rejections_contradict_the_facts_and_chosen_answers_state_only_true_ones(
+    world: SupportWorld,
+) -> None:
+    true_values = {**W.FACTS, **W.EXTRA_FACTS}
+    topic = {value: name for name, value in true_values.items()}
+    # Each wrong value stands for one row of the facts table and differs from every true value.
+    assert set(W.WRONG_FACTS) <= set(topic)
+    assert not any(_states(true, bad) or _states(bad, true) for true in topic for bad in W.WRONG_FACTS.values())
     wrong = [r for r in world.preferences if r["meta"]["flaw"] == "wrong_policy"]
-    assert wrong
+    assert len(wrong) >= 0.1 * len(world.preferences)
     for r in wrong:
-        assert any(bad in r["rejected"] for bad in W.WRONG_FACTS.values())
-        assert any(good in r["chosen"] for good in W.WRONG_FACTS)
+        chosen, rejected = r["chosen"], r["rejected"]
+        contradicted = [true for true, bad in W.WRONG_FACTS.items() if _states(rejected, bad)]
+        assert contradicted, (r["id"], rejected)
+        for true, bad in W.WRONG_FACTS.items():
+            # The rejected answer gives the wrong value exactly where the chosen one gives
+            # the true value for that topic, and never the true value itself.
+            assert not _states(rejected, true), (r["id"], topic[true], rejected)
+            assert _states(rejected, bad) == _states(chosen, true), (r["id"], topic[true], chosen, rejected)
+    for r in world.preferences:
+        for bad in W.WRONG_FACTS.values():
+            assert not _states(r["chosen"], bad), (r["id"], bad, r["chosen"])
 
 
 def test_kb_rows(world: SupportWorld) -> None:
@@ -285,15 +309,66 @@ def test_no_text_the_assistant_learns_from_states_a_wrong_policy(world: SupportW
     texts += [r["chosen"] for r in world.preferences]
     for text in texts:
         for bad in W.WRONG_FACTS.values():
-            assert bad not in text, (bad, text)
+            assert not _states(text, bad), (bad, text)
 
 
 # --------------------------------------------------------------------------- held-out vocabulary
 
 
-def _heldout_finders() -> list[re.Pattern[str]]:
-    phrases = [re.compile(rf"\b{re.escape(p)}\b", re.IGNORECASE) for p in W.heldout_phrases()]
-    return phrases + [W.template_pattern(t) for t in W.heldout_templates()]
+Finder = tuple[str, re.Pattern[str]]  # (lower-case text any match contains, pattern)
+
+
+def _phrase_finders(phrases: Sequence[str]) -> list[Finder]:
+    return [(p.lower(), re.compile(rf"\b{re.escape(p)}\b", re.IGNORECASE)) for p in phrases]
+
+
+def _template_finders(templates: Sequence[str]) -> list[Finder]:
+    # The longest literal piece between slots and [singular|plural] choices.
+    literal = [max(re.split(r"\{\w+\}|\[[^\]]*\]", t), key=len).lower() for t in templates]
+    return list(zip(literal, [W.template_pattern(t) for t in templates], strict=True))
+
+
+def _heldout_finders() -> list[Finder]:
+    return _phrase_finders(W.heldout_phrases()) + _template_finders(W.heldout_templates())
+
+
+def _training_texts(w: SupportWorld) -> list[tuple[str, str]]:
+    """(where, text) for every text field of every part a model may train on."""
+    out = [(r["id"], r["text"]) for r in w.kb]
+    for r in w.conversations + w.test:
+        out += [(f"{r['id']} {m['role']}", m["content"]) for m in r["messages"]]
+    for r in w.preferences:
+        out += [(f"{r['id']} prompt {m['role']}", m["content"]) for m in r["prompt"]]
+        out += [(f"{r['id']} chosen", r["chosen"]), (f"{r['id']} rejected", r["rejected"])]
+    return out
+
+
+def _first_hit(finders: list[Finder], texts: list[tuple[str, str]]) -> tuple[str, str, str] | None:
+    """The first (pattern, where, text) where a finder matches, or None."""
+    # One search per finder over all texts joined: no finder matches across a newline
+    # (`.` stops there), so this finds exactly what a search per text would. A substring
+    # test first skips the regex for the many finders whose literal text never occurs.
+    joined = "\n".join(text for _, text in texts)
+    lower = joined.lower()
+    for literal, f in finders:
+        if literal in lower and f.search(joined):
+            where, text = next((w, t) for w, t in texts if f.search(t))
+            return f.pattern, where, text
+    return None
+
+
+def _fixed_texts() -> list[str]:
+    """Every alternative of the fixed text the generator writes besides user templates."""
+    texts = [alt for parts in W.ANSWERS.values() for part in parts for alt in part]
+    for titles, groups, extras in (*W.KB_TOPICS.values(), W.PRODUCT_PAGE):
+        texts += [*titles, *(alt for g in groups for alt in g), *extras]
+    texts += [x for _, q, a in W.FAQ_ITEMS for x in (*q, *a)]
+    texts += [*W.ELECTRONICS_WARRANTY, *W.FAQ_TITLES, *W.SYSTEM_PROMPTS]
+    texts += [*W.RUDE_PREFIX, *W.RUDE_SUFFIX, *W.VAGUE_ANSWERS, *(x for p in W.PII_PHRASES.values() for x in p)]
+    values = {**W.FACTS, **W.EXTRA_FACTS, "store": W.STORE_NAME}
+    # Scene slots ({product}, {order_no}) become a line break, which no finder crosses.
+    filled = [re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "\n"), t) for t in texts]
+    return [W.agree(t, plural) for t in filled for plural in (False, True)]
 
 
 def test_heldout_choice_is_a_fixed_share_and_a_function_of_the_items_only() -> None:
@@ -302,6 +377,11 @@ def test_heldout_choice_is_a_fixed_share_and_a_function_of_the_items_only() -> N
         assert pool[0] in kept and set(kept) | set(held) == set(pool) and not set(kept) & set(held)
         # Same items in another order (first kept) give the same held-out set.
         assert set(W.split_heldout([pool[0], *reversed(pool[1:])])[1]) == set(held)
+    # Items that are not eligible are never held out; the rest are ranked the same way.
+    pool = W.LEXICON["closing"]
+    held = W.split_heldout(pool, eligible=lambda x: x != "that helps")[1]
+    assert "that helps" not in held and held
+    assert W.split_heldout(pool, eligible=lambda x: False)[1] == ()
     n_items = sum(len(v) for v in W.LEXICON.values()) + len(W._ALL_NICKNAMES)
     share = len(W.heldout_phrases()) / n_items
     assert 0.15 <= share <= 0.3, share
@@ -310,19 +390,29 @@ def test_heldout_choice_is_a_fixed_share_and_a_function_of_the_items_only() -> N
 
 
 def test_training_data_never_uses_heldout_vocabulary(world: SupportWorld) -> None:
-    finders = _heldout_finders()
-    texts = [t for r in world.conversations + world.test for t in _users(r["messages"])]
-    texts += [t for r in world.preferences for t in _users(r["prompt"])]
-    for text in texts:
-        for f in finders:
-            assert not f.search(text), (f.pattern, text)
+    # Every role and field counts: "Hope that helps!" in an answer or "basic stuff" in a
+    # rejected answer teaches a held-out phrase just as well as a user turn would.
+    texts = _training_texts(world)
+    assert {where.split()[-1] for where, _ in texts} >= {"system", "user", "assistant", "chosen", "rejected"}
+    assert _first_hit(_heldout_finders(), texts) is None
 
 
-def test_every_heldout_row_uses_heldout_vocabulary(world: SupportWorld) -> None:
+def test_heldout_items_never_occur_in_fixed_training_text() -> None:
+    # Every alternative, not just those a sample happens to draw.
+    fixed = [("fixed", t) for t in _fixed_texts()]
+    kept = [t for k, (templates, _) in W.TEMPLATE_SPLIT.items() for t in templates]
+    kept_templates = [("template", W.agree(re.sub(r"\{\w+\}", "\n", t), p)) for t in kept for p in (False, True)]
+    assert _first_hit(_phrase_finders(W.heldout_phrases()), fixed + kept_templates) is None
+    assert _first_hit(_template_finders(W.heldout_templates()), fixed) is None
+
+
+def test_every_heldout_row_asks_its_final_question_in_heldout_vocabulary(world: SupportWorld) -> None:
+    # A held-out greeting or context sentence before a question in training words would
+    # score the model on phrasing it has seen.
     finders = _heldout_finders()
     for r in world.test_heldout:
-        text = "\n".join(_users(r["messages"]))
-        assert any(f.search(text) for f in finders), r["id"]
+        final = _users(r["messages"])[-1]
+        assert any(f.search(final) for _, f in finders), (r["id"], final)
 
 
 def test_test_splits_do_not_repeat_training_prompts(world: SupportWorld) -> None:
@@ -457,3 +547,80 @@ def test_abusive_user_chats_are_de_escalated_not_mirrored(world: SupportWorld) -
         for m in r["messages"]:
             if m["role"] == "assistant":
                 assert not any(i in m["content"].lower() for i in insults)
+
+
+# --------------------------------------------------------------------------- grammar
+
+
+def _alternation(words: Sequence[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _grammar_slips() -> dict[str, re.Pattern[str]]:
+    """Slips that templates and slot filling made often, as patterns over lower-cased text."""
+    names = [x.lower() for p in W.PRODUCTS for x in (p.name, *p.nicknames)]
+    plural = _alternation([n for n in names if W.is_plural(n)])
+    singular = _alternation([n for n in names if not W.is_plural(n)])
+    connectors = _alternation(W.LEXICON["connector"])
+    # Literal text first and lookbehinds after it: these run over megabytes of text.
+    slips = {
+        "doubled word": r"\b([a-z]+) \1\b",
+        "repeated phrase": r"\b(\w+ \w+ \w+) \1\b",
+        "'a' before a vowel": r"\ba [aeio]",
+        "'an' before a consonant": r"\ban [b-df-gj-np-tv-z]",
+        "separable phrasal verb before a pronoun (call off it)": r"(?:call off|look up|(?:send|ship|mail|bring) back) (?:it|them)\b",
+        "fault that needs its own subject (it just is defective)": r"it just is\b|and is defective\b|and keeps\b",
+        "connector run into the question": rf"(?:^|[.!?] )(?:{connectors}) [a-z]",
+        "plural product, singular verb": rf"(?:the|my) (?<!of the )(?<!of my )(?:{plural}) "
+        r"(?:is|isn't|was|has|does|doesn't|costs|comes|features|sells|stops)\b"
+        rf"|\b(?:is|isn't|does|doesn't|was|has) the (?:{plural})\b",
+        "singular product, plural verb": rf"(?:the|my) (?<!of the )(?<!of my )(?<!does the )(?:{singular}) "
+        r"(?:are|aren't|were|have|do|don't|cost|come|feature|sell|stop)\b"
+        rf"|\b(?:are|aren't|do|don't|were|have) the (?:{singular})\b",
+        "unfilled slot or agreement choice": r"\{\w+\}|\[[^\]]*\|[^\]]*\]",
+    }
+    # MULTILINE: the texts are searched joined by newlines, one line each (see below).
+    return {k: re.compile(v, re.M) for k, v in slips.items()}
+
+
+def _run_on_sentence() -> re.Pattern[str]:
+    """A capitalised sentence planted right after a word ("... the counter Account email: ...")."""
+    openers = [p.split("{v}")[0].strip() for ps in W.PII_PHRASES.values() for p in ps if p[0].isupper()]
+    return re.compile(rf"[a-z0-9] (?:{_alternation([o for o in openers if o] + list(W.NON_ENGLISH_LINES))})")
+
+
+def test_generated_text_has_none_of_the_frequent_grammar_slips() -> None:
+    # Large enough that a slip in one template alternative with one slot filler (about
+    # 1 in 10,000 turns) shows up.
+    w = generate(1, conversations=20_000)
+    # Planted typos ("doees the mouse have") are noise on purpose, not template slips.
+    rows = [r for r in w.conversations if "typo" not in r["meta"]["noise"]] + w.test + w.test_heldout
+    # System prompts are fixed text plus the order record; everything else is checked.
+    texts = {m["content"] for r in rows for m in r["messages"] if m["role"] != "system"}
+    texts |= {t for r in w.preferences for t in (r["chosen"], r["rejected"], *_users(r["prompt"]))}
+    texts |= {r["text"] for r in w.kb}
+    # No slip spans a line break, so one search over all texts joined finds them all.
+    joined = "\n".join(sorted(texts))
+    lower = joined.lower()
+    for name, slip in _grammar_slips().items():
+        assert not slip.search(lower), (name, [t for t in sorted(texts) if slip.search(t.lower())][:3])
+    run_on = _run_on_sentence()
+    assert not run_on.search(joined), [t for t in sorted(texts) if run_on.search(t)][:3]
+
+
+def test_agreement_follows_the_product_word() -> None:
+    plural = {x for p in W.PRODUCTS for x in (p.name, *p.nicknames) if W.is_plural(x)}
+    assert {"Aurora Wireless Earbuds", "over-ear headphones", "wool socks", "Stride Trekking Poles"} <= plural
+    assert not {"Merino Crew Socks 3-Pack", "Glide Wireless Mouse", "Shea Hand Cream Trio", "cozy throw"} & plural
+    template = "the {product} [doesn't|don't] work, can I get [it|them] repaired?"
+    assert W.agree(template, False) == "the {product} doesn't work, can I get it repaired?"
+    assert W.agree(template, True) == "the {product} don't work, can I get them repaired?"
+    # template_pattern finds either spelling, whatever fills the slot.
+    found = W.template_pattern(template)
+    assert found.search("Hi! The wool socks don't work, can I get them repaired? thanks")
+    assert found.search("the glide mouse doesn't work, can I get it repaired?")
+    assert not found.search("the glide mouse doesn't work, can I get it replaced?")
+    # Slots at the ends need some text there, and literal ends are whole words.
+    ok_thanks = W.template_pattern("ok {thanks}")
+    assert ok_thanks.search("ok thanks") and not ok_thanks.search("look around")
+    assert not W.template_pattern("{hi}, just popping in").search(", just popping in")

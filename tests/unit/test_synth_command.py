@@ -39,12 +39,18 @@ def test_layout_kinds_and_index(tmp_path):
     index = json.loads((tmp_path / "w" / "world.json").read_text())
     assert index["datasets"]["conversations"]["content_hash"] == manifests["conversations"]["content_hash"]
     assert index["store"]["facts"]["return_window"] == "30 days"
-    assert open_dataset(tmp_path / "w" / "conversations").num_rows == 120
-    assert open_dataset(tmp_path / "w" / "test").num_rows == 30
+    # The generator promises exact sizes: every dataset has exactly the rows asked for,
+    # in its manifest, in the index and in the rows themselves.
+    expected = {"conversations": 120, "test": 30, "test_heldout": 20, "kb": 15, "preferences": 25}
+    assert index["sizes"] == {**{k: int(v) for k, v in SMALL.items()}, "noise": 1.0}
+    for name, n in expected.items():
+        ds = open_dataset(tmp_path / "w" / name)
+        assert ds.num_rows == n and manifests[name]["num_rows"] == n and index["datasets"][name]["rows"] == n, name
+        assert len(list(ds)) == n, name
     # every planted identifier is listed with the row it was planted in, verbatim
     conv = {r["id"]: r for r in open_dataset(tmp_path / "w" / "conversations")}
     planted = [json.loads(line) for line in (tmp_path / "w" / "planted_pii.jsonl").read_text().splitlines()]
-    assert planted
+    assert planted and len(planted) == index["planted_pii"]
     for p in planted:
         assert any(p["value"] in m["content"] for m in conv[p["id"]]["messages"] if m["role"] == "user")
 
@@ -58,6 +64,20 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     run(tmp_path / "w", seed="2", overwrite="true")
     assert hashes(tmp_path / "w") != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_support_world(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(UserError, match="is not a support world"):
+        run(tmp_path / "notes", overwrite="true")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    # A support world with a stray file of someone's in it is not replaced either.
+    run(tmp_path / "w")
+    (tmp_path / "w" / "keep.me").write_text("x")
+    with pytest.raises(UserError, match="is not a support world"):
+        run(tmp_path / "w", overwrite="true")
+    assert (tmp_path / "w" / "keep.me").exists()
 
 
 def test_sizes_are_validated_with_the_field_name(tmp_path):
