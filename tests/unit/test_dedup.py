@@ -1,0 +1,112 @@
+"""Duplicate detection: signatures equal datasketch's, planted duplicates found, distinct rows kept."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from chatforge.data.dedup import DedupConfig, DedupIndex, Signer, lsh_params
+
+WORDS = ("order refund return shipping package tracking delivered address card payment discount warranty "
+         "please thanks hello help week days store item size color exchange cancel status account password "
+         "blue green small large quick slow today tomorrow yesterday morning evening store online").split()
+
+
+def sentence(rng: random.Random, n: int = 40) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def jaccard(a: str, b: str, n: int = 3) -> float:
+    def grams(t: str) -> set[tuple[str, ...]]:
+        w = t.split()
+        return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+    ga, gb = grams(a), grams(b)
+    return len(ga & gb) / len(ga | gb)
+
+
+def test_signatures_equal_datasketch_minhash():
+    signer = Signer(128, 3)
+    texts = ["hello there how are you doing today my friend", "a b", "", "x", "one two three four"]
+    sigs = signer.signatures(texts)
+    for text, sig in zip(texts, sigs, strict=True):
+        hashes, counts = signer.shingle_hashes([text])
+        ref = MinHash(num_perm=128, seed=1, hashfunc=lambda x: x, scheme="affine32")
+        ref.update_batch([int(h) for h in hashes])
+        assert np.array_equal(ref.hashvalues.astype(np.uint32), sig)
+        assert counts[0] == (0 if not text.split() else max(1, len(text.split()) - 2))
+
+
+def test_signature_estimates_jaccard():
+    rng = random.Random(0)
+    signer = Signer(256, 3)
+    a = sentence(rng, 60)
+    words = a.split()
+    for changes in (1, 4, 10):
+        b = words[:]
+        for i in rng.sample(range(len(b)), changes):
+            b[i] = "zzz" + str(i)
+        b = " ".join(b)
+        sa, sb = signer.signatures([a, b])
+        assert abs(float(np.mean(sa == sb)) - jaccard(a, b)) < 0.12
+
+
+@pytest.mark.parametrize(("threshold", "num_perm"), [(0.8, 128), (0.5, 128), (0.9, 64), (0.7, 256)])
+def test_lsh_parameters_match_datasketch(threshold, num_perm):
+    ref = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    assert lsh_params(threshold, num_perm) == (ref.b, ref.r)
+
+
+def test_planted_duplicates_are_found_and_distinct_rows_kept():
+    rng = random.Random(1)
+    cfg = DedupConfig()
+    signer = Signer(cfg.num_perm, cfg.ngram)
+    base = [sentence(rng, 60) for _ in range(300)]
+    texts, expect = [], []
+    for i, t in enumerate(base):
+        texts.append(t)
+        expect.append((None, None))
+        if i % 10 == 0:  # exact copy, differing only in case and spacing
+            texts.append("  " + t.upper().replace(" ", "   "))
+            expect.append(("duplicate", f"r{len(texts) - 2}"))
+        elif i % 10 == 1:  # one word of sixty changed: Jaccard ~0.9
+            w = t.split()
+            w[30] = "changed"
+            texts.append(" ".join(w))
+            expect.append(("near_duplicate", f"r{len(texts) - 2}"))
+        elif i % 10 == 2:  # half the words changed: a different row
+            w = t.split()
+            texts.append(" ".join(w[:30] + [sentence(rng, 30)]))
+            expect.append((None, None))
+    ids = [f"r{i}" for i in range(len(texts))]
+    keys = [" ".join(t.lower().split()).encode() for t in texts]
+    got = []
+    with DedupIndex(cfg) as index:
+        for start in range(0, len(texts), 64):  # duplicates straddle batch boundaries too
+            sl = slice(start, start + 64)
+            got += [(v.reason, v.duplicate_of) for v in index.check(ids[sl], keys[sl], signer.signatures(texts[sl]))]
+    assert got == expect
+
+
+def test_query_only_mode_does_not_grow_the_index():
+    rng = random.Random(2)
+    cfg = DedupConfig()
+    signer = Signer(cfg.num_perm, cfg.ngram)
+    held = [sentence(rng) for _ in range(20)]
+    other = sentence(rng)
+    with DedupIndex(cfg) as index:
+        index.check([f"h{i}" for i in range(20)], [t.encode() for t in held], signer.signatures(held))
+        probe = [held[3], other, other]
+        v = index.check(["a", "b", "c"], [t.encode() for t in probe], signer.signatures(probe), insert=False)
+        assert [(x.reason, x.duplicate_of) for x in v] == [("duplicate", "h3"), (None, None), (None, None)]
+
+
+def test_empty_text_never_matches():
+    cfg = DedupConfig(exact=False)
+    signer = Signer(cfg.num_perm, cfg.ngram)
+    with DedupIndex(cfg) as index:
+        v = index.check(["a", "b"], [b"", b""], signer.signatures(["", ""]))
+    assert [x.reason for x in v] == [None, None]
