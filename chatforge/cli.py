@@ -38,11 +38,16 @@ class Command:
 def _commands() -> list[Command]:
     # Imported here so `chatforge --help` stays fast and a broken stage cannot break others' imports.
     from chatforge import quickstart
-    from chatforge.data import formats, inspect, synth
+    from chatforge.data import augment, clean, formats, inspect, mix, pii, split, synth
 
     return [
         Command("data synth", "generate the built-in support world (conversations, KB text, preferences, test splits)", synth.SynthConfig, synth.main),
         Command("data ingest", "convert chat logs (OpenAI, ShareGPT, Alpaca, prompt/completion, preference, CSV, text) to a dataset", formats.IngestConfig, formats.main),
+        Command("data clean", "normalize, anonymize PII, filter and deduplicate a dataset into a new version", clean.CleanConfig, clean.main),
+        Command("data anonymize", "replace personal data in text (file or stdin) with typed placeholders", pii.AnonymizeConfig, pii.anonymize_main),
+        Command("data augment", "add varied copies of conversations (synonyms, noise, typos, paraphrases of user turns)", augment.AugmentConfig, augment.main),
+        Command("data split", "train/val/test splits by content hash, with a leakage check", split.SplitConfig, split.main),
+        Command("data mix", "combine datasets with sampling weights (multitask mixtures)", mix.MixConfig, mix.main),
         Command("data stats", "counts and distributions of a dataset", inspect.StatsConfig, inspect.stats_main),
         Command("data show", "pretty-print rows of a dataset", inspect.ShowConfig, inspect.show_main),
         Command("data export", "write a dataset as JSONL", formats.ExportConfig, formats.export_main),
@@ -53,6 +58,9 @@ def _commands() -> list[Command]:
 LIFECYCLE = """\
 the lifecycle, in order:
   data synth | data ingest    gather conversations (built-in support world, or your logs)
+  data clean                  normalize, remove PII, filter, deduplicate (data anonymize: PII alone)
+  data augment                more training conversations from the ones you have
+  data split | data mix       train/val/test splits; weighted mixtures of datasets
   data stats | data show      inspect a dataset
   data export                 write a dataset back out as JSONL
   quickstart                  all of the above on the built-in data, in one command

@@ -402,6 +402,8 @@ def _default_text(f: Field[Any]) -> str:
         return ""
     if isinstance(d, bool):
         d = "true" if d else "false"
+    if isinstance(d, list):
+        d = " ".join(map(str, d))
     return f" (default: {d})"
 
 
@@ -424,9 +426,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
         if meta.get("positional"):
             # A list positional may be empty on the command line when a --config file
             # gives it; loading then checks it is set (`required`).
+            has_default = f.default not in (MISSING, "", None)
             parser.add_argument(
                 dotted,
-                nargs="*" if is_list else None,
+                nargs="*" if is_list else ("?" if has_default else None),
                 metavar=meta.get("metavar") or dotted.upper(),
                 help=help_text,
                 default=argparse.SUPPRESS,

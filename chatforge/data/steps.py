@@ -84,15 +84,12 @@ def map_texts(row: Row, kind: str, fn: Callable[[str], str]) -> Outcome:
     return Outcome(with_texts(row, kind, new), changed=True)
 
 
-_SPACE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
-
-
 def dedup_text(row: Row, kind: str) -> str:
     """A row's texts, lowercased with whitespace collapsed, roles kept: what duplicates share."""
-    parts = []
-    for role, text in zip(text_roles(row, kind), row_texts(row, kind), strict=True):
-        parts.append(role + ": " + " ".join(text.translate(_SPACE).lower().split()))
-    return "\n".join(parts)
+    return "\n".join(
+        role + ": " + " ".join(text.lower().split())
+        for role, text in zip(text_roles(row, kind), row_texts(row, kind), strict=True)
+    )
 
 
 def content_key(row: Row, kind: str) -> str:

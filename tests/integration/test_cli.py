@@ -29,7 +29,7 @@ def test_help_lists_the_lifecycle_that_exists():
     for cmd in ("data", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
-    for sub in ("synth", "ingest", "stats", "show", "export"):
+    for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
     for absent in ("pretrain", "serve", "sft"):
@@ -38,17 +38,180 @@ def test_help_lists_the_lifecycle_that_exists():
 
 COMMON = ["--config", "--quiet", "--seed", "-q"]
 SURFACE = {
-    "data synth": ([], ["--conversations", "--heldout-conversations", "--kb-articles", "--no-overwrite", "--noise",
-                        "--out", "--overwrite", "--preferences", "--test-conversations"]),
-    "data ingest": (["files"], ["--csv.assistant-col", "--csv.content-col", "--csv.conversation-col", "--csv.delimiter",
-                                "--csv.role-col", "--csv.system-col", "--csv.user-col", "--format", "--no-overwrite",
-                                "--no-skip-invalid", "--out", "--overwrite", "--shard-rows", "--skip-invalid",
-                                "--text.max-chars", "--text.unit"]),
+    "data synth": (
+        [],
+        [
+            "--conversations",
+            "--heldout-conversations",
+            "--kb-articles",
+            "--no-overwrite",
+            "--noise",
+            "--out",
+            "--overwrite",
+            "--preferences",
+            "--test-conversations",
+        ],
+    ),
+    "data ingest": (
+        ["files"],
+        [
+            "--csv.assistant-col",
+            "--csv.content-col",
+            "--csv.conversation-col",
+            "--csv.delimiter",
+            "--csv.role-col",
+            "--csv.system-col",
+            "--csv.user-col",
+            "--format",
+            "--no-overwrite",
+            "--no-skip-invalid",
+            "--out",
+            "--overwrite",
+            "--shard-rows",
+            "--skip-invalid",
+            "--text.max-chars",
+            "--text.unit",
+        ],
+    ),
+    "data clean": (
+        ["dataset"],
+        [
+            "--batch-rows",
+            "--dedup.exact",
+            "--dedup.near",
+            "--dedup.ngram",
+            "--dedup.num-perm",
+            "--dedup.threshold",
+            "--examples",
+            "--language.enabled",
+            "--language.languages",
+            "--language.max-chars",
+            "--language.min-chars",
+            "--language.min-score",
+            "--language.scope",
+            "--no-dedup.exact",
+            "--no-dedup.near",
+            "--no-language.enabled",
+            "--no-normalize.collapse-whitespace",
+            "--no-normalize.enabled",
+            "--no-normalize.fix-mojibake",
+            "--no-normalize.lowercase",
+            "--no-normalize.remove-control",
+            "--no-normalize.remove-punctuation",
+            "--no-normalize.remove-stopwords",
+            "--no-normalize.strip-html",
+            "--no-overwrite",
+            "--no-pii.enabled",
+            "--no-pii.keep-role-emails",
+            "--no-quality.enabled",
+            "--no-report",
+            "--no-toxicity.enabled",
+            "--normalize.collapse-whitespace",
+            "--normalize.enabled",
+            "--normalize.fix-mojibake",
+            "--normalize.lowercase",
+            "--normalize.remove-control",
+            "--normalize.remove-punctuation",
+            "--normalize.remove-stopwords",
+            "--normalize.strip-html",
+            "--normalize.unicode",
+            "--out",
+            "--overwrite",
+            "--pii.allow",
+            "--pii.enabled",
+            "--pii.keep-role-emails",
+            "--pii.mode",
+            "--pii.not-names",
+            "--pii.order-patterns",
+            "--pii.salt",
+            "--pii.types",
+            "--quality.echo-min-words",
+            "--quality.enabled",
+            "--quality.max-chars",
+            "--quality.max-dup-5grams",
+            "--quality.max-duplicate-lines",
+            "--quality.max-echo-similarity",
+            "--quality.max-mash-ratio",
+            "--quality.max-mean-word-length",
+            "--quality.max-messages",
+            "--quality.max-symbol-ratio",
+            "--quality.max-top-2gram",
+            "--quality.min-alpha-ratio",
+            "--quality.min-assistant-chars",
+            "--quality.min-chars",
+            "--quality.min-words",
+            "--quality.repetition-min-words",
+            "--report",
+            "--toxicity.enabled",
+            "--toxicity.extra-terms",
+            "--toxicity.user-action",
+            "--toxicity.wordlist",
+            "--workers",
+        ],
+    ),
+    "data anonymize": (
+        ["input"],
+        [
+            "--no-per-line",
+            "--no-pii.enabled",
+            "--no-pii.keep-role-emails",
+            "--out",
+            "--per-line",
+            "--pii.allow",
+            "--pii.enabled",
+            "--pii.keep-role-emails",
+            "--pii.mode",
+            "--pii.not-names",
+            "--pii.order-patterns",
+            "--pii.salt",
+            "--pii.types",
+            "--registry-limit",
+        ],
+    ),
+    "data augment": (
+        ["dataset"],
+        [
+            "--copies",
+            "--include-original",
+            "--methods",
+            "--no-include-original",
+            "--no-overwrite",
+            "--out",
+            "--overwrite",
+            "--rate",
+        ],
+    ),
+    "data split": (
+        ["dataset"],
+        [
+            "--leakage",
+            "--no-leakage",
+            "--no-overwrite",
+            "--out",
+            "--overwrite",
+            "--salt",
+            "--test",
+            "--threshold",
+            "--val",
+        ],
+    ),
+    "data mix": (["sources"], ["--no-overwrite", "--out", "--overwrite", "--rows"]),
     "data stats": (["dataset"], ["--top"]),
     "data show": (["dataset"], ["--max-chars", "--n", "--offset", "-n"]),
     "data export": (["dataset"], ["--format", "--out"]),
-    "quickstart": ([], ["--synth.conversations", "--synth.heldout-conversations", "--synth.kb-articles", "--synth.noise",
-                        "--synth.preferences", "--synth.test-conversations", "--workdir"]),
+    "quickstart": (
+        [],
+        [
+            "--synth.conversations",
+            "--synth.heldout-conversations",
+            "--synth.kb-articles",
+            "--synth.noise",
+            "--synth.preferences",
+            "--synth.test-conversations",
+            "--workdir",
+            "--workers",
+        ],
+    ),
 }
 
 
@@ -66,8 +229,10 @@ def _surface() -> dict[str, tuple[list[str], list[str]]]:
             opts = {o for a in p._actions for o in a.option_strings} - {"-h", "--help"}
             # every snake_case spelling is an alias of a kebab-case flag
             assert all(o.replace("_", "-") in opts for o in opts)
-            yield " ".join(words), ([a.dest for a in p._actions if not a.option_strings],
-                                    sorted(o for o in opts if "_" not in o))
+            yield (
+                " ".join(words),
+                ([a.dest for a in p._actions if not a.option_strings], sorted(o for o in opts if "_" not in o)),
+            )
 
     return dict(walk(build_parser()[0], []))
 
@@ -79,8 +244,26 @@ def test_cli_surface_is_pinned():
 
 
 def test_synth_ingest_stats_show_export_as_a_user(tmp_path):
-    cf("data", "synth", "--out", "world", "--conversations", "200", "--test-conversations", "40",
-       "--heldout-conversations", "30", "--kb-articles", "20", "--preferences", "30", "--seed", "3", "-q", cwd=tmp_path)
+    cf(
+        "data",
+        "synth",
+        "--out",
+        "world",
+        "--conversations",
+        "200",
+        "--test-conversations",
+        "40",
+        "--heldout-conversations",
+        "30",
+        "--kb-articles",
+        "20",
+        "--preferences",
+        "30",
+        "--seed",
+        "3",
+        "-q",
+        cwd=tmp_path,
+    )
     conv = open_dataset(tmp_path / "world" / "conversations")
     assert conv.num_rows == 200 and conv.kind == "conversations"
 
@@ -105,20 +288,30 @@ def test_synth_ingest_stats_show_export_as_a_user(tmp_path):
 
 def test_user_mistakes_are_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
-                   '{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}\n')
+    bad.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}\n'
+    )
     cases = [
-        (["data", "ingest", str(bad), "--out", str(tmp_path / "o")],
-         f'chatforge: error: {bad}:2: message 2 has role "bot"; expected system, user or assistant'),
+        (
+            ["data", "ingest", str(bad), "--out", str(tmp_path / "o")],
+            f'chatforge: error: {bad}:2: message 2 has role "bot"; expected system, user or assistant',
+        ),
         (["data", "ingest", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")], "no such file or directory"),
-        (["data", "synth", "--out", str(tmp_path / "w"), "--conversations", "0"], "--conversations: must be >= 1, got 0"),
+        (
+            ["data", "synth", "--out", str(tmp_path / "w"), "--conversations", "0"],
+            "--conversations: must be >= 1, got 0",
+        ),
         (["data", "ingest", str(bad)], "out: required"),
         (["data", "ingest", str(bad), "--out", "x", "--skip-invalidd"], "did you mean --skip-invalid"),
         (["data", "stats", str(tmp_path)], "not a chatforge dataset"),
         (["data", "synth", "--out", "w", "--config", str(tmp_path / "missing.yaml")], "config file not found"),
         (["data", "synth", "--out", str(tmp_path / "w"), "--noise", "nan"], "--noise: must be a finite number"),
         (["data", "ingest", str(bad), "--out", f"{bad}/x"], "bad.jsonl is a file, not a directory"),
-        (["data", "ingest", str(bad), "--out", str(tmp_path / "o"), "--csv.delimiter", ";;"], "csv.delimiter: must be one character"),
+        (
+            ["data", "ingest", str(bad), "--out", str(tmp_path / "o"), "--csv.delimiter", ";;"],
+            "csv.delimiter: must be one character",
+        ),
         (["data", "export", str(tmp_path), "--format", "xml"], "--format: must be one of jsonl, openai; got 'xml'"),
     ]
     for args, expected in cases:
@@ -132,8 +325,10 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path):
 
 
 def test_yaml_config_and_flags(tmp_path):
-    (tmp_path / "synth.yaml").write_text("conversations: 50\ntest_conversations: 10\nheldout_conversations: 10\n"
-                                         "kb_articles: 5\npreferences: 10\nseed: 1\n")
+    (tmp_path / "synth.yaml").write_text(
+        "conversations: 50\ntest_conversations: 10\nheldout_conversations: 10\n"
+        "kb_articles: 5\npreferences: 10\nseed: 1\n"
+    )
     cf("data", "synth", "--config", "synth.yaml", "--out", "w", "--seed", "2", "-q", cwd=tmp_path)
     m = open_dataset(tmp_path / "w" / "conversations").manifest
     assert m["created_by"]["config"]["seed"] == 2  # the flag wins over the file
@@ -146,8 +341,21 @@ def test_yaml_config_and_flags(tmp_path):
 
 @pytest.mark.parametrize("quiet", [True, False])
 def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
-    args = ["quickstart", "--workdir", "qs", "--synth.conversations", "150", "--synth.test-conversations", "30",
-            "--synth.heldout-conversations", "20", "--synth.kb-articles", "10", "--synth.preferences", "20"]
+    args = [
+        "quickstart",
+        "--workdir",
+        "qs",
+        "--synth.conversations",
+        "150",
+        "--synth.test-conversations",
+        "30",
+        "--synth.heldout-conversations",
+        "20",
+        "--synth.kb-articles",
+        "10",
+        "--synth.preferences",
+        "20",
+    ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
     assert (tmp_path / "qs" / "config.yaml").is_file()
@@ -162,8 +370,15 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
 def test_markup_like_text_is_printed_literally(tmp_path):
     """Paths and row contents that look like rich markup are data, not formatting."""
     src = tmp_path / "m.jsonl"
-    src.write_text(json.dumps({"messages": [{"role": "user", "content": "[bold]hi[/x]"},
-                                            {"role": "assistant", "content": "ok"}], "source": "crm[/x]"}) + "\n")
+    src.write_text(
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": "[bold]hi[/x]"}, {"role": "assistant", "content": "ok"}],
+                "source": "crm[/x]",
+            }
+        )
+        + "\n"
+    )
     out = "q[/b]"
     p = cf("data", "ingest", str(src), "--out", out, cwd=tmp_path)
     assert "-> q[/b]" in p.stdout
@@ -175,6 +390,8 @@ def test_markup_like_text_is_printed_literally(tmp_path):
 
 def test_seed_is_accepted_by_every_command(tmp_path):
     src = tmp_path / "a.jsonl"
-    src.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}) + "\n")
+    src.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}) + "\n"
+    )
     cf("data", "ingest", str(src), "--out", str(tmp_path / "d"), "--seed", "3", "-q")
     cf("data", "stats", str(tmp_path / "d"), "--seed", "3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -10,9 +11,7 @@ from datasketch import MinHash, MinHashLSH
 
 from chatforge.data.dedup import DedupConfig, DedupIndex, Signer, lsh_params
 
-WORDS = ("order refund return shipping package tracking delivered address card payment discount warranty "
-         "please thanks hello help week days store item size color exchange cancel status account password "
-         "blue green small large quick slow today tomorrow yesterday morning evening store online").split()
+WORDS = ["order", "refund", "return", "shipping", "package", "tracking", "delivered", "address", "card", "payment", "discount", "warranty", "please", "thanks", "hello", "help", "week", "days", "store", "item", "size", "color", "exchange", "cancel", "status", "account", "password", "blue", "green", "small", "large", "quick", "slow", "today", "tomorrow", "yesterday", "morning", "evening", "store", "online"]
 
 
 def sentence(rng: random.Random, n: int = 40) -> str:
@@ -79,16 +78,24 @@ def test_planted_duplicates_are_found_and_distinct_rows_kept():
             expect.append(("near_duplicate", f"r{len(texts) - 2}"))
         elif i % 10 == 2:  # half the words changed: a different row
             w = t.split()
-            texts.append(" ".join(w[:30] + [sentence(rng, 30)]))
+            texts.append(" ".join([*w[:30], sentence(rng, 30)]))
             expect.append((None, None))
     ids = [f"r{i}" for i in range(len(texts))]
-    keys = [" ".join(t.lower().split()).encode() for t in texts]
+    keys = [hashlib.sha256(" ".join(t.lower().split()).encode()).digest() for t in texts]
     got = []
     with DedupIndex(cfg) as index:
         for start in range(0, len(texts), 64):  # duplicates straddle batch boundaries too
             sl = slice(start, start + 64)
             got += [(v.reason, v.duplicate_of) for v in index.check(ids[sl], keys[sl], signer.signatures(texts[sl]))]
-    assert got == expect
+    # Exact copies and distinct rows are decided exactly; near copies (Jaccard ~0.9) are found by
+    # LSH with probability ~0.99 each, so allow a rare miss (but never a wrong "duplicate of").
+    for (reason, of), (want, want_of) in zip(got, expect, strict=True):
+        if want in (None, "duplicate"):
+            assert (reason, of) == (want, want_of)
+        else:
+            assert (reason, of) in ((want, want_of), (None, None))
+    near = [g for g, e in zip(got, expect, strict=True) if e[0] == "near_duplicate"]
+    assert sum(g[0] == "near_duplicate" for g in near) >= 0.9 * len(near)
 
 
 def test_query_only_mode_does_not_grow_the_index():
@@ -98,9 +105,9 @@ def test_query_only_mode_does_not_grow_the_index():
     held = [sentence(rng) for _ in range(20)]
     other = sentence(rng)
     with DedupIndex(cfg) as index:
-        index.check([f"h{i}" for i in range(20)], [t.encode() for t in held], signer.signatures(held))
+        index.check([f"h{i}" for i in range(20)], [hashlib.sha256(t.encode()).digest() for t in held], signer.signatures(held))
         probe = [held[3], other, other]
-        v = index.check(["a", "b", "c"], [t.encode() for t in probe], signer.signatures(probe), insert=False)
+        v = index.check(["a", "b", "c"], [hashlib.sha256(t.encode()).digest() for t in probe], signer.signatures(probe), insert=False)
         assert [(x.reason, x.duplicate_of) for x in v] == [("duplicate", "h3"), (None, None), (None, None)]
 
 
@@ -108,5 +115,26 @@ def test_empty_text_never_matches():
     cfg = DedupConfig(exact=False)
     signer = Signer(cfg.num_perm, cfg.ngram)
     with DedupIndex(cfg) as index:
-        v = index.check(["a", "b"], [b"", b""], signer.signatures(["", ""]))
+        v = index.check(["a", "b"], [bytes(16), bytes(16)], signer.signatures(["", ""]))
     assert [x.reason for x in v] == [None, None]
+
+
+def test_sorted_multimap_finds_every_value_across_merges():
+    from chatforge.data.dedup import SortedMultimap
+
+    rng = np.random.default_rng(0)
+    m = SortedMultimap()
+    truth: dict[int, list[int]] = {}
+    for batch in range(40):
+        keys = rng.integers(0, 500, 300)
+        vals = np.arange(batch * 300, batch * 300 + 300)
+        m.add(keys, vals)
+        for k, v in zip(keys.tolist(), vals.tolist(), strict=True):
+            truth.setdefault(k, []).append(v)
+    q = np.array([3, 7, 499, 1000])
+    qi, vals = m.lookup(q)
+    got: dict[int, list[int]] = {}
+    for i, v in zip(qi.tolist(), vals.tolist(), strict=True):
+        got.setdefault(int(q[i]), []).append(v)
+    assert {k: sorted(v) for k, v in got.items()} == {k: sorted(truth[k]) for k in (3, 7, 499) if k in truth}
+    assert len(m) == 40 * 300

@@ -1,0 +1,417 @@
+"""`chatforge data clean`: the gate between raw logs and training data.
+
+    chatforge data clean data/world/conversations --out data/clean --report
+
+A chain of steps runs over every row, in this order:
+
+    normalize   Unicode, HTML, control characters, mojibake, whitespace   (normalize.py)
+    pii         emails, phones, cards, IBANs, SSNs, IPs, addresses, orders, names -> <TYPE_n>   (pii.py)
+    quality     length, word, symbol, repetition rules; empty or echoed replies   (filters.py)
+    language    keep the configured languages                              (filters.py)
+    toxicity    drop toxic training targets, flag abusive users            (filters.py)
+    dedup       exact and near duplicates (MinHash LSH), first kept        (dedup.py)
+
+The per-row steps run in worker processes over batches of rows (`--workers`), with
+a bounded number of batches in flight, so memory stays flat as the data grows; the
+results come back in input order, so the output does not depend on the number of
+workers. Deduplication, the only step that compares rows, runs in the main process
+against an on-disk index.
+
+The output is a new dataset version: its manifest records the parent's content hash,
+every step's config and counts (in, kept, changed, dropped by reason) and PII
+replacements by type. Beside the rows it holds `clean_report.md`/`.json` (the counts
+plus examples of what each step changed or dropped, with PII masked in the examples)
+and `dropped.jsonl` (the id, step and reason of every dropped row, and for duplicates
+the id of the row they duplicated), so a person can audit what the gate did.
+
+The per-row steps are plain callables `step(row, kind) -> Outcome`, so another engine
+can run the same chain: see `clean_rows` and the README ("Cleaning at scale").
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from chatforge.config import opt, to_dict
+from chatforge.data.dataset import DatasetWriter, Kind, open_dataset
+from chatforge.data.dedup import DedupConfig, DedupIndex, Signer
+from chatforge.data.filters import (
+    LanguageConfig,
+    LanguageFilter,
+    QualityConfig,
+    QualityFilter,
+    ToxicityConfig,
+    ToxicityFilter,
+)
+from chatforge.data.normalize import NormalizeConfig, Normalizer
+from chatforge.data.pii import Anonymizer, PIIConfig
+from chatforge.data.steps import Outcome, Row, dedup_text, row_texts
+from chatforge.ui import QUIET, UI
+
+STEP_ORDER = ("normalize", "pii", "quality", "language", "toxicity", "dedup")
+
+
+@dataclass
+class CleanConfig:
+    """`chatforge data clean`: normalize, anonymize, filter and deduplicate a dataset into a new version."""
+
+    dataset: str = opt("", "input dataset directory", positional=True, required=True, metavar="IN_DIR")
+    out: str = opt("", "output dataset directory (a new version; the input is never changed)", required=True)
+    workers: int = opt(0, "worker processes for the per-row steps (0 = one per CPU core; 1 = in this process)", ge=0, le=256)
+    batch_rows: int = opt(1000, "rows per batch handed to a worker", ge=1, le=1_000_000)
+    report: bool = opt(False, "print the full report (per-step table and examples) to the terminal")
+    examples: int = opt(3, "examples per step and reason kept for the report", ge=0, le=100)
+    overwrite: bool = opt(False, "replace OUT if it is a previous output (atomically)")
+    normalize: NormalizeConfig = opt(default_factory=NormalizeConfig)
+    pii: PIIConfig = opt(default_factory=PIIConfig)
+    quality: QualityConfig = opt(default_factory=QualityConfig)
+    language: LanguageConfig = opt(default_factory=LanguageConfig)
+    toxicity: ToxicityConfig = opt(default_factory=ToxicityConfig)
+    dedup: DedupConfig = opt(default_factory=DedupConfig)
+
+
+Step = Callable[[Row, str], Outcome]
+
+
+def build_steps(cfg: CleanConfig) -> list[tuple[str, Step]]:
+    """The enabled per-row steps, in order (dedup, which compares rows, is not among them)."""
+    steps: list[tuple[str, Step]] = []
+    makers: list[tuple[str, Any, Callable[[Any], Step]]] = [
+        ("normalize", cfg.normalize, Normalizer),
+        ("pii", cfg.pii, Anonymizer),
+        ("quality", cfg.quality, QualityFilter),
+        ("language", cfg.language, LanguageFilter),
+        ("toxicity", cfg.toxicity, ToxicityFilter),
+    ]
+    for name, sub, make in makers:
+        if getattr(sub, "enabled", True):
+            steps.append((name, make(sub)))
+    return steps
+
+
+def dedup_enabled(cfg: CleanConfig) -> bool:
+    return cfg.dedup.exact or cfg.dedup.near
+
+
+class RowResult(NamedTuple):
+    """What the per-row chain did to one row: the final row (or None) and each step's outcome.
+
+    A NamedTuple, not a dataclass: results cross process boundaries, and unpickling
+    dataclasses costs ~15x more.
+    """
+
+    id: str
+    row: Row | None
+    steps: list[tuple[str, bool, str | None, dict[str, int]]]  # (step, changed, drop reason, counts)
+    # step -> (texts before it, texts after it or None if it dropped the row); only for examples
+    examples: dict[str, tuple[list[str], list[str] | None]]
+
+
+def clean_rows(
+    rows: Iterable[Row],
+    kind: str,
+    steps: list[tuple[str, Step]],
+    *,
+    keep_example: Callable[[str, bool, str | None], bool] | None = None,
+) -> Iterator[RowResult]:
+    """Run the per-row chain over rows: the function any engine can map over a data set.
+
+    `keep_example(step, changed, reason)` says whether to record the row's texts before
+    and after a step that changed or dropped it (for the report).
+    """
+    for row in rows:
+        record: list[tuple[str, bool, str | None, dict[str, int]]] = []
+        examples: dict[str, tuple[list[str], list[str] | None]] = {}
+        current: Row | None = row
+        for name, step in steps:
+            assert current is not None
+            out = step(current, kind)
+            record.append((name, out.changed, out.reason, out.counts))
+            if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
+                after = row_texts(out.row, kind) if out.row is not None else None
+                examples[name] = (row_texts(current, kind), after)
+            current = out.row
+            if current is None:
+                break
+        yield RowResult(str(row["id"]), current, record, examples)
+
+
+# -- worker processes ------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cfg: CleanConfig, kind: str) -> None:
+    _WORKER["steps"] = build_steps(cfg)
+    _WORKER["kind"] = kind
+    _WORKER["examples"] = cfg.examples
+    _WORKER["signer"] = Signer(cfg.dedup.num_perm, cfg.dedup.ngram) if cfg.dedup.near else None
+
+
+def _process_batch(rows: list[Row]) -> tuple[list[RowResult], list[bytes], np.ndarray | None]:
+    """One batch through the chain, plus what dedup needs of the surviving rows."""
+    kind, quota = _WORKER["kind"], _WORKER["examples"]
+    offered: dict[tuple[str, bool, str | None], int] = {}
+
+    def keep_example(step: str, changed: bool, reason: str | None) -> bool:
+        # Examples of the first rows of each (step, outcome) in this batch; the main process
+        # keeps the first ones overall, so the report does not depend on scheduling.
+        key = (step, changed, reason)
+        offered[key] = offered.get(key, 0) + 1
+        return offered[key] <= quota
+
+    results = list(clean_rows(rows, kind, _WORKER["steps"], keep_example=keep_example))
+    survivors = [r.row for r in results if r.row is not None]
+    texts = [dedup_text(r, kind) for r in survivors]
+    keys = [hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts]  # = content_key, computed once
+    signer: Signer | None = _WORKER["signer"]
+    sigs = signer.signatures(texts) if signer is not None else None
+    return results, keys, sigs
+
+
+def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterator[Any], workers: int, init: Callable[..., None], initargs: tuple[Any, ...]) -> Iterator[Any]:
+    """`map(fn, items)` in worker processes, results in input order, at most 2 x workers items in flight."""
+    if workers <= 1:
+        init(*initargs)
+        yield from map(fn, items)
+        return
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=init, initargs=initargs) as pool:
+        pending: deque[cf.Future[Any]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# -- statistics and report ------------------------------------------------------------
+
+
+@dataclass
+class StepStats:
+    name: str
+    rows_in: int = 0
+    kept: int = 0
+    changed: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    changed_examples: list[dict[str, Any]] = field(default_factory=list)
+    dropped_examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "changed": self.changed,
+            "dropped": dict(sorted(self.dropped.items())),
+            "counts": dict(sorted(self.counts.items())),
+        }
+
+
+def _diff_texts(before: list[str], after: list[str]) -> list[dict[str, str]]:
+    return [{"before": b, "after": a} for b, a in zip(before, after, strict=False) if a != b]
+
+
+def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
+    """Run `data clean`; returns the new dataset's manifest."""
+    src = open_dataset(cfg.dataset)
+    kind: Kind = src.kind
+    workers = cfg.workers or os.cpu_count() or 1
+    workers = min(workers, max(1, -(-src.num_rows // cfg.batch_rows)))  # no idle processes for small data
+    stats = {name: StepStats(name) for name in STEP_ORDER}
+    enabled = [name for name, _ in build_steps(cfg)] + (["dedup"] if dedup_enabled(cfg) else [])
+    masker = Anonymizer(cfg.pii) if getattr(cfg.pii, "enabled", True) else None
+
+    def mask(texts: list[str]) -> list[str]:
+        # Report examples are read by people: never show them the PII the chain removes.
+        return masker.anonymize_texts(texts)[0] if masker is not None else texts
+
+    t0 = time.perf_counter()
+    rows_out = 0
+    with DatasetWriter(
+        cfg.out,
+        kind,
+        created_by={"command": "data clean", "config": to_dict(cfg)},
+        parents=[src.content_hash],
+        overwrite=cfg.overwrite,
+    ) as writer, DedupIndex(cfg.dedup) as index, ui.progress("clean", total=src.num_rows) as advance:
+        dropped_log = open(writer.side_file("dropped.jsonl"), "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            items = _batches(iter(src), cfg.batch_rows)
+            for results, keys, sigs in ordered_map(_process_batch, items, workers, _init_worker, (cfg, kind)):
+                survivors = [res.row for res in results if res.row is not None]
+                verdicts = iter(index.check([r["id"] for r in survivors], keys, sigs) if dedup_enabled(cfg) else [])
+                # Account in row order (not step by step), so the logs do not depend on batch size.
+                for res in results:
+                    _account(res, stats, cfg.examples, mask, dropped_log)
+                    row = res.row
+                    if row is None:
+                        continue
+                    v = next(verdicts, None)
+                    if v is not None:
+                        st = stats["dedup"]
+                        st.rows_in += 1
+                        if v.reason is not None:
+                            st.dropped[v.reason] = st.dropped.get(v.reason, 0) + 1
+                            entry = {"id": row["id"], "step": "dedup", "reason": v.reason, "duplicate_of": v.duplicate_of}
+                            dropped_log.write(json.dumps(entry) + "\n")
+                            ex = st.dropped_examples.setdefault(v.reason, [])
+                            if len(ex) < cfg.examples:
+                                ex.append({**entry, "similarity": round(v.similarity, 3), "texts": mask(row_texts(row, kind))})
+                            continue
+                        st.kept += 1
+                    writer.write(row)
+                    rows_out += 1
+                advance(len(results))
+        finally:
+            dropped_log.close()
+        report = {
+            "input": {"path": str(src.path), "content_hash": src.content_hash, "rows": src.num_rows, "kind": kind},
+            "rows_out": rows_out,
+            "steps": [{"name": n, "config": to_dict(getattr(cfg, n)), **stats[n].summary()} for n in enabled],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "workers": workers,
+        }
+        assert src.num_rows == rows_out + sum(sum(stats[n].dropped.values()) for n in enabled)  # counts add up
+        writer.manifest_extra["clean"] = report
+        examples = {n: {"changed": stats[n].changed_examples, "dropped": stats[n].dropped_examples} for n in enabled}
+        with open(writer.side_file("clean_report.json"), "w", encoding="utf-8") as f:
+            json.dump({**report, "examples": examples}, f, indent=2, ensure_ascii=False)
+        with open(writer.side_file("clean_report.md"), "w", encoding="utf-8") as f:
+            f.write(render_report_md(report, examples))
+    assert writer.manifest is not None
+    print_summary(report, ui)
+    if cfg.report:
+        print_examples(examples, ui)
+    ui.note(f"cleaned {src.num_rows:,} rows -> {rows_out:,} kept in {report['seconds']:.1f}s -> {cfg.out} (report: {Path(cfg.out) / 'clean_report.md'})")
+    return writer.manifest
+
+
+def _account(
+    res: RowResult, stats: dict[str, StepStats], quota: int, mask: Callable[[list[str]], list[str]], dropped_log: Any
+) -> None:
+    """Add one row's step outcomes to the totals, examples and the dropped log."""
+    for name, changed, reason, counts in res.steps:
+        st = stats[name]
+        st.rows_in += 1
+        for k, v in counts.items():
+            st.counts[k] = st.counts.get(k, 0) + v
+        example = res.examples.get(name)
+        if reason is not None:
+            st.dropped[reason] = st.dropped.get(reason, 0) + 1
+            dropped_log.write(json.dumps({"id": res.id, "step": name, "reason": reason}) + "\n")
+            ex = st.dropped_examples.setdefault(reason, [])
+            if len(ex) < quota and example is not None:
+                ex.append({"id": res.id, "texts": mask(example[0])})
+            continue
+        st.kept += 1
+        if changed:
+            st.changed += 1
+            if len(st.changed_examples) < quota and example is not None and example[1] is not None:
+                changes = _diff_texts(example[0], example[1])
+                if not changes:  # the texts are the same: the step flagged the row in meta
+                    st.changed_examples.append({"id": res.id, "flagged": mask(example[0])})
+                    continue
+                if name == "pii":  # the text before anonymization is exactly what must not be shown
+                    shown = [{"after": c["after"]} for c in changes]
+                else:
+                    shown = [{"before": mask([c["before"]])[0], "after": mask([c["after"]])[0]} for c in changes]
+                st.changed_examples.append({"id": res.id, "changes": shown})
+
+
+def render_report_md(report: dict[str, Any], examples: dict[str, Any]) -> str:
+    """The cleaning report as Markdown: the per-step table, then examples per step."""
+    lines = [
+        "# Cleaning report",
+        "",
+        f"Input: `{report['input']['path']}` ({report['input']['kind']}, {report['input']['rows']:,} rows, {report['input']['content_hash']})",
+        f"Output: {report['rows_out']:,} rows, in {report['seconds']}s with {report['workers']} worker(s).",
+        "",
+        "| step | in | kept | changed | dropped | dropped by reason | counts |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for s in report["steps"]:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in s["dropped"].items()) or "-"
+        counts = ", ".join(f"{k}: {v:,}" for k, v in s["counts"].items()) or "-"
+        lines.append(f"| {s['name']} | {s['rows_in']:,} | {s['kept']:,} | {s['changed']:,} | {sum(s['dropped'].values()):,} | {reasons} | {counts} |")
+    for name, ex in examples.items():
+        if not ex["changed"] and not ex["dropped"]:
+            continue
+        lines += ["", f"## {name}", ""]
+        for e in ex["changed"]:
+            if "flagged" in e:
+                lines.append(f"- flagged `{e['id']}`: `{_one_line(' | '.join(e['flagged']))}`")
+            for c in e.get("changes", []):
+                if "before" in c:
+                    lines += [f"- changed `{e['id']}`:", f"  - before: `{_one_line(c['before'])}`", f"  - after: `{_one_line(c['after'])}`"]
+                else:
+                    lines.append(f"- anonymized `{e['id']}`: `{_one_line(c['after'])}`")
+        for reason, items in ex["dropped"].items():
+            for e in items:
+                extra = f" (duplicate of `{e['duplicate_of']}`, similarity {e['similarity']})" if "duplicate_of" in e else ""
+                lines.append(f"- dropped `{e['id']}`, {reason}{extra}: `{_one_line(' | '.join(e['texts']))}`")
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = text.replace("\n", "⏎").replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def print_summary(report: dict[str, Any], ui: UI) -> None:
+    """The per-step table on the terminal."""
+    if ui.quiet:
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title="cleaning report", title_justify="left")
+    for col in ("step", "in", "kept", "changed", "dropped", "by reason / counts"):
+        t.add_column(col, justify="left" if col in ("step", "by reason / counts") else "right")
+    for s in report["steps"]:
+        detail = ", ".join(f"{k} {v:,}" for k, v in {**s["dropped"], **s["counts"]}.items())
+        t.add_row(s["name"], f"{s['rows_in']:,}", f"{s['kept']:,}", f"{s['changed']:,}", f"{sum(s['dropped'].values()):,}", Text(detail))
+    ui.out.print(t)
+
+
+def print_examples(examples: dict[str, Any], ui: UI) -> None:
+    """Examples of what each step changed or dropped, on the terminal (--report)."""
+    from rich.text import Text
+
+    for name, ex in examples.items():
+        for e in ex["changed"]:
+            if "flagged" in e:
+                ui.out.print(Text.assemble((f"{name} flagged: ", "bold"), _one_line(" | ".join(e["flagged"]), 200)))
+            for c in e.get("changes", []):
+                if "before" in c:
+                    ui.out.print(
+                        Text.assemble((f"{name} changed: ", "bold"), (_one_line(c["before"], 200), "red"), " -> ", (_one_line(c["after"], 200), "green"))
+                    )
+                else:
+                    ui.out.print(Text.assemble((f"{name}: ", "bold"), (_one_line(c["after"], 200), "green")))
+        for reason, items in ex["dropped"].items():
+            for e in items:
+                ui.out.print(Text.assemble((f"{name} dropped ({reason}): ", "bold"), _one_line(" | ".join(e["texts"]), 200)))

@@ -1,0 +1,1348 @@
+"""PII anonymization: find personal identifiers in chat text and replace them with placeholders.
+
+    anon = Anonymizer(PIIConfig())
+    texts, counts = anon.anonymize_texts(["Hi, I'm Grace Silva, grace@example.com", "Thanks, Grace Silva!"])
+    # ["Hi, I'm <NAME_1>, <EMAIL_1>", "Thanks, <NAME_1>!"], {"NAME": 2, "EMAIL": 1}
+    outcome = anon(row, "conversations")         # the cleaning-step interface (steps.py)
+    outcomes = anon.batch(rows, "conversations")  # the same for many rows, in one scan
+
+    chatforge data anonymize chat.log --out clean.log      # or: cat chat.log | chatforge data anonymize
+
+Placeholders are typed and consistent within one conversation: the same value (compared
+in a normalized form: digits only for phones and cards, lower case for emails, no "#"
+before an order number) gets the same placeholder in every message and role, so "my
+order <ORDER_1>" in the user turn and "order <ORDER_1> has shipped" in the answer still
+agree. `--pii.mode=hash` writes `<EMAIL_3fa2c1d0>` instead (salted SHA-256 of the type
+and normalized value: the same in every conversation and run); `drop-conversation`
+drops every row with any detection.
+
+Recognizers (TYPES); each is a regex plus a check a regex cannot do:
+
+    EMAIL    local@domain.tld; role mailboxes (support@, info@, sales@ ...) name a team, not a
+             person, and are kept unless --pii.keep-role-emails=false
+    PHONE    international (+44 7700 900123, +1 312-555-0147, +33 6 12 34 56 78) and national
+             ((312) 555-0147, 312.555.0147, 07700 900123, 030 5550 1234) formats; digit count,
+             North American area/exchange codes, one kind of separator, not a date
+    CARD     13-19 digits in card groupings (4-4-4-4, 4-6-5, plain), Luhn check, issuer digit 2-6
+    IBAN     country code + check digits + BBAN, per-country length, ISO 7064 mod-97 check
+    SSN      US 123-45-6789 without the never-issued ranges (area 000/666/9xx, group 00, serial
+             0000); without dashes only right after "SSN" / "social security number"
+    IP       IPv4 and IPv6, validated by the standard library's `ipaddress`; a dotted quad after
+             "version", "firmware", "v" ... or all of single digits (2.4.1.3) without an IP
+             context is a version number
+    ADDRESS  house number + capitalised street name + suffix (St, Avenue, Road, ...), optional
+             apartment/unit, optional city with state/ZIP or UK postcode
+    ORDER    the configured order-number patterns (default: the support world's LG-482913);
+             a "#" right before a match is part of it
+    URL      URLs whose query string or fragment carries personal parameters (email=, token=, id=, ...)
+    NAME     person names in context: "my name is X", "Name: X", "I'm X" / "this is X", "X here",
+             greetings ("Hi X", "Dear X"), sign-offs ("Thanks, X", "Regards,\\nX", "- X" at the end
+             of a message); a stoplist keeps "Hi there", "I'm Sorry" and "Thanks, Larkspur Goods"
+             out; a name found once is replaced wherever else it occurs in the conversation
+
+Precision guards: every number recognizer refuses to start or end inside a longer token,
+number, price, decimal or date (so SKUs like EL-1001, tracking numbers like 1ZK4Q7X2M5P8,
+$1,299.99, 2024-06-10 and 06/10/2024 are never phones or cards), and the checks above reject
+what only looks like an identifier (a 16-digit number failing Luhn, v1.2.3, 2.4.1.3).
+
+Consistency: a value found once is replaced wherever else it occurs in the conversation,
+and whatever a placeholder's new neighbourhood would reveal to a second run is replaced in
+the first (`Anonymizer._settle`), so anonymizing twice changes nothing and no copy of a
+detected value survives. Placeholders match no recognizer.
+
+Speed (benchmarks/pii_benchmark.py): a conversation's texts are scanned together; every
+identifier that starts with a digit, "+" or "(" is found in one pass over the text's UTF-8
+bytes with digits mapped to "0", and name candidates in one pass with capitals mapped to
+"A", so that each pattern starts with a literal the regex engine skips to at memory speed
+(patterns led by a character class scan ~20x slower). Emails, URLs and IPv6 are looked for
+only when "@", "=" with "://" or "www.", or ":" occur. `anonymize_many` / `batch` scan many
+conversations at once and are faster still than one call per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal, NamedTuple
+from urllib.parse import parse_qsl, urlsplit
+
+from rich.text import Text
+
+from chatforge.atomic import atomic_open
+from chatforge.config import opt
+from chatforge.data.steps import Outcome, Row, row_texts, with_texts
+from chatforge.errors import ConfigError, DataError, UserError
+from chatforge.ui import QUIET, UI
+
+# Every supported type; placeholders are <TYPE_n>. Earlier types win when two detections
+# overlap (a URL holding an email is one URL; a card number is not also a phone).
+TYPES: tuple[str, ...] = ("URL", "EMAIL", "IBAN", "CARD", "SSN", "ORDER", "IP", "PHONE", "ADDRESS", "NAME")
+_PRIORITY = {t: i for i, t in enumerate(TYPES)}
+
+DEFAULT_ORDER_PATTERNS: tuple[str, ...] = (r"LG-\d{6}",)
+
+Mode = Literal["mask", "hash", "drop-conversation"]
+
+
+@dataclass
+class PIIConfig:
+    """PII anonymization: which identifiers to find and what to put in their place."""
+
+    enabled: bool = opt(True, "find and replace personal identifiers (emails, phones, cards, names, ...)")
+    mode: Mode = opt(
+        "mask",
+        "mask: typed placeholders numbered per conversation (<EMAIL_1>); hash: salted hash of the value "
+        "(<EMAIL_3fa2c1d0>, the same in every conversation); drop-conversation: drop rows that contain any",
+    )
+    types: list[str] = opt(
+        default_factory=lambda: list(TYPES),
+        help="identifier types to find, any of " + ", ".join(TYPES),
+    )
+    order_patterns: list[str] = opt(
+        default_factory=lambda: list(DEFAULT_ORDER_PATTERNS),
+        help='regexes for your order numbers, matched as whole words in any case; a "#" before one is included',
+    )
+    salt: str = opt("", "secret mixed into hash placeholders, so a value cannot be confirmed by hashing guesses")
+    keep_role_emails: bool = opt(
+        True, "keep role addresses like support@, info@, sales@ (they name a team, not a person)"
+    )
+    allow: list[str] = opt(
+        default_factory=list,
+        help="values never replaced, e.g. your own support phone number (compared like placeholders: "
+        "digits of phones, lower-case emails)",
+    )
+    not_names: list[str] = opt(
+        default_factory=list,
+        help="extra capitalised words that are never person names (your brand, products, team names)",
+    )
+
+    def validate(self) -> None:
+        """Check type names and regexes; raises ConfigError naming the field."""
+        types = [t.strip().upper() for item in self.types for t in item.split(",") if t.strip()]
+        unknown = [t for t in types if t not in _PRIORITY]
+        if not types:
+            raise ConfigError("pii.types: empty; to find no PII at all, set pii.enabled to false")
+        if unknown:
+            raise ConfigError(f"pii.types: unknown type {unknown[0]!r}; choose from {', '.join(TYPES)}")
+        self.types = list(dict.fromkeys(types))
+        for i, pattern in enumerate(self.order_patterns):
+            if not pattern:
+                raise ConfigError(f"pii.order_patterns[{i}]: empty pattern")
+            try:
+                rx = re.compile(rf"(?:{pattern})(?!\w)")
+            except re.error as e:
+                raise ConfigError(f"pii.order_patterns[{i}]: invalid regex {pattern!r}: {e}") from None
+            if rx.match(""):
+                raise ConfigError(f"pii.order_patterns[{i}]: {pattern!r} matches empty text")
+
+
+class Span(NamedTuple):
+    """One detected identifier: text[start:end] == value."""
+
+    start: int
+    end: int
+    type: str
+    value: str
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --------------------------------------------------------------------------------------
+# Checks that a regex cannot do
+
+
+def luhn_ok(digits: str) -> bool:
+    """Whether a digit string passes the Luhn checksum (payment cards)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+# IBAN length per country (ISO 13616 registry); other country codes need 15-34 characters.
+_IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31,
+    "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+    "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def iban_ok(iban: str) -> bool:
+    """Whether an IBAN (no spaces, upper case) has its country's length and a valid mod-97 check."""
+    want = _IBAN_LENGTHS.get(iban[:2])
+    if (want is not None and len(iban) != want) or not 15 <= len(iban) <= 34 or not iban.isalnum():
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def ssn_ok(digits: str) -> bool:
+    """Whether 9 digits form a US SSN that could have been issued."""
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+_DATE_LIKE = re.compile(r"\d{1,4}([.\-/])\d{1,2}\1\d{2,4}(?!\d)")
+
+
+# Most digits (with the country code) of numbers in a few common countries; others: 15 (E.164).
+_PHONE_MAX_DIGITS = {"33": 11, "34": 11, "31": 11, "44": 12, "49": 13, "39": 13, "61": 11, "91": 12, "86": 13}
+
+
+def phone_ok(value: str) -> bool:
+    """Whether a phone-shaped string is plausibly a phone number (see the module docstring)."""
+    digits = _digits(value)
+    if value.startswith("+"):
+        if not 8 <= len(digits) <= _PHONE_MAX_DIGITS.get(digits[:2], 15):
+            return False
+        if digits[0] == "1":  # +1: a North American number, 10 digits after the 1
+            return len(digits) == 11 and digits[1] in "23456789" and digits[4] in "23456789"
+        return True
+    if _DATE_LIKE.match(value):
+        return False
+    # One kind of separator (a parenthesised area code aside): "01.02.2023 10" is no phone.
+    core = re.sub(r"\(\d+\)[ ]?", "", value)
+    if len({c for c in core if not c.isdigit()}) > 1:
+        return False
+    if digits[0] == "0":
+        return 9 <= len(digits) <= 12
+    if len(digits) == 11:
+        if digits[0] != "1" or value[1:2].isdigit():  # "1-312-555-0147", not "145.254.13.237"
+            return False
+        digits = digits[1:]
+    return len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789"
+
+
+# --------------------------------------------------------------------------------------
+# Identifiers that start with a digit, "+" or "(". Each pattern below is the part after
+# its first character and checks what came before that character with a look-behind
+# (`(?<!X\d)` right after a digit finds what `(?<!X)\d` finds): the first character can
+# then be a plain literal, which the regex engine finds at memory speed (see _SHAPE).
+
+
+def _not_in_number(first: str) -> str:
+    """Not inside a longer token, number, price or date, nor the 2nd group of a number."""
+    return rf"(?<![\w+$€£¥#@.,/:\-]{first})(?<!\d[ .\-]{first})"
+
+
+_AFTER = r"(?!\w|[.,\-/:]\d)"  # ... and not followed by more of one
+_NOT_IN_NUMBER = _not_in_number(r"\d")
+_PHONE_INTL = r"(?<![\w+]\+)\d{1,3}(?:[ .\-]?\(0\))?(?>(?:[ .\-]?\(?\d+\)?)+)" + _AFTER  # after "+"
+_PHONE_PAREN = (  # after "(": (312) 555-0147, (030) 5550 1234
+    r"(?<![\w(]\()(?:\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|0\d{1,4}\)[ .\-]?\d{2,4}(?:[ .\-]?\d{2,4}){1,3})" + _AFTER
+)
+# The rest follow their first digit, and _not_in_number() unless they check on their own.
+_PHONE_NANP = r"(?:\d{2}|[ .\-]\d{3})[ .\-]\d{3}[ .\-]\d{4}" + _AFTER  # 312-555-0147, 1-312-555-0147
+_PHONE_TRUNK = r"\d{1,4}(?:[ .\-]?\d{2,4}){2,4}" + _AFTER  # after a "0": 07700 900123, 06 12 34 56 78
+_CARD = (  # after a 2-6
+    r"(?:\d{3}(?P<s1>[ \-]?)\d{4}(?P=s1)\d{4}(?P=s1)\d{1,4}(?:(?P=s1)\d{3})?"  # 4-4-4-1..4(-3)
+    r"|\d{3}(?P<s2>[ \-]?)\d{6}(?P=s2)\d{4,5}"  # 4-6-5 (Amex), 4-6-4 (Diners)
+    r"|\d{12,18})"
+    r"(?!\w|[.,\-/:]\d|[ \-]\d{3})"  # a group of 3+ digits after it: part of a longer number
+)  # fmt: skip
+_SSN = r"\d{2}-\d{2}-\d{4}" + _AFTER
+_SSN_BARE = r"\d{2}[ .]?\d{2}[ .]?\d{4}" + _AFTER  # only right after "SSN" (checked in Python)
+_SSN_KEYWORD = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b[ \t]*(?:is|:|#|=)?[ \t]*\Z")
+_IPV4 = r"(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?!\w|\.\d)"
+# An IBAN is found at its first check digit, after the two letters of the country code.
+_IBAN = r"(?<=[A-Z]{2}\d)(?<![A-Za-z0-9][A-Z]{2}\d)\d(?:[ \-]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
+_STREET_SUFFIX = (
+    "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
+    "Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Crescent|Close|Grove|Gardens|Row|Plaza|Broadway"
+)
+_ADDRESS = (
+    r"(?<![\w$#.,/\-]\d)\d{0,5}[A-Za-z]?(?:[\-/]\d{1,5})?[ \t]+"  # house number: 12, 12B, 12-14
+    r"(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?[ \t]+)?"
+    r"(?:(?:[A-Z][a-z'’\-]+|\d{1,3}(?:st|nd|rd|th))[ \t]+){0,4}"  # street name words
+    r"(?:" + _STREET_SUFFIX + r")\b(?:(?<=[a-z]{2}[a-z])|\.?)"  # "St." takes its dot, "Street." does not
+    r"(?:[ \t]+(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?"
+    r"(?:,?[ \t]*(?:Apt|Apartment|Unit|Suite|Ste|Flat|Floor|Fl|Room|Rm|Bldg|Building|\#)\.?[ \t]*\#?"
+    r"[A-Za-z0-9][A-Za-z0-9\-]{0,5}\b)?"
+    # City, then a state (+ ZIP), a ZIP or a UK postcode; a city alone is not included.
+    r"(?:,[ \t]*[A-Z][A-Za-z'’.\-]+(?:[ \t]+[A-Z][A-Za-z'’.\-]+){0,2},?[ \t]*"
+    r"(?:[A-Z]{2}(?:[ \t]+\d{5}(?:-\d{4})?)?|\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})(?![\w\-]))?"
+)
+
+# Each digit-led type on its own, over the text itself: to retry a position whose first
+# match failed its check ("4111 1111 1111 1112" is no card; is it anything else?).
+_SINGLE: dict[str, re.Pattern[str]] = {
+    "IBAN": re.compile(r"\d" + _IBAN),
+    "CARD": re.compile("[2-6]" + _not_in_number("[2-6]") + _CARD),
+    "SSN": re.compile(r"\d" + _NOT_IN_NUMBER + _SSN),
+    "IP": re.compile(r"\d" + _IPV4),
+    "PHONE": re.compile(
+        rf"\+{_PHONE_INTL}|\({_PHONE_PAREN}"
+        rf"|\d{_NOT_IN_NUMBER}{_PHONE_NANP}|0{_not_in_number('0')}{_PHONE_TRUNK}"
+    ),
+    "ADDRESS": re.compile(r"\d" + _ADDRESS),
+}
+
+
+def _b(pattern: str) -> bytes:
+    """A str pattern as one over UTF-8 bytes: a non-ASCII character in a class becomes any non-ASCII byte."""
+    for ch in "€£¥’":
+        pattern = pattern.replace(ch, r"\x80-\xff")
+    return pattern.encode("ascii")
+
+
+# The digit-led patterns run over the text's "digit shape": its UTF-8 bytes with every
+# digit turned into "0", so each starts with the literal "0" (a pattern led by a class
+# like [0-9] is scanned ~20 times slower). Which digits a phone, card or address has does
+# not change its structure; that is checked afterwards on the real text. An empty group
+# named after the type ends each branch (`lastgroup`); earlier branches win.
+_DIGITS_SHAPE = re.compile(
+    _b(
+        r"0(?<![0-9a-z_]0)(?:"  # a digit inside a number or word starts nothing (but an IBAN's check digits)
+        rf"{_IBAN}(?P<IBAN>)"
+        rf"|{_IPV4}(?P<IP>)"
+        rf"|{_NOT_IN_NUMBER}(?:"
+        rf"{_SSN}(?P<SSN>)|{_SSN_BARE}(?P<SSN_BARE>)|{_CARD}(?P<CARD>)"
+        rf"|{_PHONE_NANP}(?P<PHONE_NANP>)|{_PHONE_TRUNK}(?P<PHONE_TRUNK>))"
+        rf"|{_ADDRESS}(?P<ADDRESS>))"
+    )
+)
+_PLUS_SHAPE = re.compile(_b(rf"\+{_PHONE_INTL}(?P<PHONE_INTL>)"))
+_PAREN_SHAPE = re.compile(_b(rf"\({_PHONE_PAREN}(?P<PHONE_PAREN>)"))
+_DIGIT_TABLE = bytes.maketrans(b"123456789", b"000000000")
+_UPPER_TABLE = bytes.maketrans(b"BCDEFGHIJKLMNOPQRSTUVWXYZ", b"A" * 25)
+_GROUP_TYPE = {"PHONE_INTL": "PHONE", "PHONE_PAREN": "PHONE", "PHONE_NANP": "PHONE", "PHONE_TRUNK": "PHONE", "SSN_BARE": "SSN"}
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+\-])[\w%+\-](?:[\w.%+\-]{0,62}[\w%+\-])?@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*"
+    r"\.[A-Za-z]{2,24}(?![\w\-]|\.[A-Za-z0-9])"
+)
+_ROLE_MAILBOXES = _words(
+    "support help helpdesk info contact contactus hello sales billing accounts orders order returns service "
+    "customerservice customercare care team office admin webmaster postmaster hostmaster abuse security "
+    "privacy legal press media marketing careers jobs hr noreply no-reply donotreply do-not-reply "
+    "notifications alerts feedback enquiries inquiries shop store"
+)
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_IPV6 = re.compile(
+    r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?:%\w+)?(?![\w:])"
+)
+_VERSION_BEFORE = re.compile(
+    r"(?i)\b(?:v|ver|version|versions|firmware|release|build|update|updated|app|software|os|ios|android|"
+    r"patch|rev|revision|model|driver|library|package|sdk|api)\b[^.\n\d]{0,12}$"
+)
+_IP_CONTEXT = re.compile(r"(?i)\b(?:ip|ips|ipv4|address|server|host|dns|gateway|router|subnet|ping)\b")
+
+_URL = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.)[^\s<>\"'\x00]+")
+_URL_TRAILING = ".,;:!?)]}'\"’"
+# Query keys (or parts of keys split on _ - .) that carry something about a person.
+_PERSONAL_KEYS = _words(
+    "email e-mail mail user username userid uid login token access_token auth key apikey api_key session "
+    "sessionid sid name firstname lastname fullname first last phone tel mobile cell id customer customerid "
+    "account acct address addr zip zipcode postcode postal dob birthdate birthday ssn password pass pwd "
+    "passwd secret card iban member memberid contact otp signature sig"
+)
+
+# ----------------------------------------------------------------------------- names
+# A name is 1-3 capitalised words (an initial like "J." may sit between two); each word
+# is checked in Python (`_name_length`). Candidates are capitalised words right after a
+# separator that does not end a sentence ("Hi Grace", "Thanks, Grace", "Regards,\nGrace",
+# "- Grace"); the word before them must then be a trigger (`_TRIGGERS`).
+
+_UP = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0100-\u024f"
+_LOW = "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\u024f'’"
+# At a capital: it must follow a space or line break that does not end a sentence, and
+# before that the last four characters of a trigger ("Hi Grace", "thanks\nGrace"), with
+# or without a comma ("Thanks, Grace"), "me:" ("Name: Grace") or a dash ("- Grace"). Text
+# is scanned with two line breaks in front, so a trigger at the very start has characters
+# before it.
+_NAME_START_TEMPLATE = (
+    r"[{up}](?=[{low}])(?:"
+    r"(?<=[^.!?\s\x00][ \t\n][{up}])"
+    r"(?<=(?:{ends2}|[^\s],|{e}:|\s{dash})[ \t\n][{up}])(?:"  # a cheaper first test: two characters
+    r"(?<=(?:{ends})[ \t\n][{up}])|(?<=(?:{ends}|{comma_ends}),[ \t\n][{up}])|(?<=(?:{comma_ends})\n[{up}])"
+    r"|(?<={m}{e}:[ \t][{up}])|(?<=\s{dash}[ \t][{up}]))"
+    r"|(?<=\s{dash}[{up}]))"
+)
+_NAME_WORD = rf"[{_UP}][\w'’\-]*"
+_TITLE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?=[A-Z])")
+_NAME_AT = re.compile(rf"{_NAME_WORD}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_NAME_WORD}){{0,2}}")
+# "Grace Silva here." at the start of a sentence (found from " here").
+_HERE = re.compile(r"here(?<=[ \t]here)\b(?=[ \t]*(?:[.!,;:—–\-<&]|$))", re.MULTILINE)
+# After "- Grace": the end of the message or sentence (or of an HTML element).
+_DASH_END = re.compile(r"[ \t]*(?:[.!]?[ \t]*(?:\n|$)|[.!][ \t]|<|&)")
+
+# Trigger phrases by their last word. "strong": a stop word that is also a given name
+# ("June", "Will") is still accepted; "comma": needs a comma, colon or line break before
+# the name ("Regards, Grace"), not just a space ("best Aurora").
+_TRIGGERS: dict[str, tuple[tuple[str, str], ...]] = {}
+for _phrase, _kind in (
+    [(p, "strong") for p in ("my name is", "my name's", "name", "full name", "name is", "call me")]
+    + [(p, "plain") for p in ("hi", "hello", "hey", "hiya", "dear", "good morning", "good afternoon",
+                              "good evening", "greetings", "thanks", "thank you", "thx", "ty", "cheers",
+                              "many thanks", "i'm", "i’m", "i am", "this is")]
+    + [(p, "comma") for p in ("regards", "best", "sincerely", "yours", "love", "take care", "best wishes",
+                              "signed", "respectfully", "warmly")]
+):  # fmt: skip
+    _last = _phrase.split()[-1]
+    _TRIGGERS[_last] = (*_TRIGGERS.get(_last, ()), (_phrase, _kind))
+
+
+Letter = Callable[[str, bool], str]  # (letter, is it the trigger's first letter) -> regex piece
+
+
+def _ends(kinds: tuple[str, ...], width: int, letter: Letter, ascii: bool) -> str:
+    """The last `width` characters of the triggers of `kinds` as regex alternatives, grouped by
+    their first piece (the regex engine then rejects most groups with one test)."""
+    ends: set[tuple[str, ...]] = set()
+    for options in _TRIGGERS.values():
+        for phrase, kind in options:
+            if kind not in kinds or (ascii and not phrase.isascii()):
+                continue
+            pieces = [
+                "[^A-Za-z0-9]" if c == "\x01" else "[ \\t]" if c == " " else letter(c, i == 1) if c.isalpha() else re.escape(c)
+                for i, c in enumerate("\x01" + phrase)
+            ]
+            ends.add(tuple(["[\\s\\S]"] * (width - len(pieces)) + pieces[-width:]))
+    groups: dict[str, list[str]] = {}
+    for end in sorted(ends):
+        groups.setdefault(end[0], []).append("".join(end[1:]))
+    return "|".join(head + (rest[0] if len(rest) == 1 else "(?:" + "|".join(rest) + ")") for head, rest in groups.items())
+
+
+def _name_start(up: str, low: str, dash: str, letter: Letter, ascii: bool) -> str:
+    return _NAME_START_TEMPLATE.format(
+        up=up,
+        low=low,
+        dash=dash,
+        e=letter("e", False),
+        m=letter("m", False),
+        ends=_ends(("strong", "plain"), 4, letter, ascii),
+        comma_ends=_ends(("comma",), 4, letter, ascii),
+        ends2=_ends(("strong", "plain", "comma"), 2, letter, ascii),
+    )
+
+
+# Scanned over the "capital shape": UTF-8 bytes with every capital A-Z turned into "A", so
+# the scan skips to the literal "A" (see _DIGITS_SHAPE); the first letter of a trigger may
+# then be a capital ("[hA]i" for "hi" and "Hi"). A text with any non-ASCII character (É, Ł,
+# a curly apostrophe, an em dash) is also scanned with the slower pattern over the text.
+_NAME_START_SHAPE = re.compile(
+    _name_start("A", "a-z'\\x80-\\xff", "[-~]", lambda c, first: f"[{c}A]" if first else c, ascii=True).encode()
+)
+_NAME_START_TEXT = re.compile(
+    _name_start(_UP, _LOW, "[-–—~]", lambda c, first: f"[{c}{c.upper()}]" if first else c, ascii=False)
+)
+
+
+# Capitalised words that are not names: they follow "Hi", "Thanks," or "I'm" in ordinary
+# text ("Hi there", "Thanks, Team", "I'm Sorry"), or they are the built-in store's brand
+# and product words ("Thanks, Larkspur Goods"). Compared in lower case.
+_STOP_WORDS = _words(
+    """
+    a an the and or but if so as at by for from in into of on onto to with without about above after again
+    against all almost also although always am among any anybody anyone anything anyway anywhere are around
+    away back be because been before being below between both can cannot could did do does doing done down
+    during each either else enough even ever every everybody everyone everything everywhere few first for
+    further had has have having he her here hers herself him himself his how however i i'd i'll i'm i've
+    it it's its itself just last least less let like likely many may maybe me might mine more most much must
+    my myself neither never next no nobody none noone nor not nothing now nowhere of off often once one only
+    other others otherwise our ours ourselves out over own perhaps please quite rather really same she should
+    since so some somebody someone something sometimes somewhere soon still such than that that's their
+    theirs them themselves then there there's these they this those though through thus till to together too
+    under until up upon us very was we well were what whatever when where whether which while who whoever
+    whole whom whose why will with within would yes yet you your yours yourself yourselves ok okay
+    hi hello hey hiya howdy greetings dear morning afternoon evening night day good great thanks thank
+    thx ty cheers regards best kind warm warmly sincerely respectfully love care wishes signed again
+    all everyone everybody folks guys team teams support staff customer customers client service services
+    sir sirs madam madame mam ma'am mr mrs ms miss dr prof friend friends buddy mate pal man dude bro
+    agent agents bot assistant admin administrator manager supervisor human person people department
+    help helpdesk desk sales billing shipping delivery returns refund refunds order orders account store shop
+    company world
+    monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday tonight weekend week
+    january february march april may june july august september october november december
+    happy sorry fine glad sure afraid home new ready trying looking writing calling contacting
+    interested confused frustrated disappointed upset annoyed angry excited waiting
+    urgent ridiculous unacceptable amazing awesome perfect terrible horrible crazy insane absurd
+    important serious weird strange correct right wrong true false real fake broken late early
+    unhappy disappointing useless pathetic nice cool lovely wonderful fantastic excellent brilliant
+    yeah yep nope alright hmm um uh oh wow lol pls plz
+    click tap look sign check see stop wait stay come go read type enter scroll down over right out up in
+    write send call email contact let tell ship deliver cancel refund return track find give get make take
+    keep need want can could would should will is are was were has have had do does did got also just
+    number email phone address card name tracking status item items product products
+    english french german spanish chinese italian portuguese american british
+    god jesus christ lord
+    larkspur goods aurora wireless earbuds summit noise cancelling headphones pulse fitness tracker beacon
+    smart speaker volt power bank lumen led desk lamp orbit action camera nimbus mechanical keyboard glide
+    mouse halo thermostat drift portable vista tablet cozy knit throw blanket terra ceramic planter set haven
+    memory foam pillow linen blackout curtains birch wall clock ember scented candle copper pour-over kettle
+    forge chef knife maple cutting board stoneware dinner steep cold brew pitcher thermo insulated bottle
+    trailhead rain jacket merino crew socks everyday canvas sneakers harbor fleece hoodie alpine beanie
+    ridge leather belt basecamp tent ridgeline daypack stride trekking poles campfire enamel mug drowse
+    sleeping bag bloom facial cleanser dew hydrating moisturizer shea hand cream trio bamboo hair brush
+    ups fedex dhl usps amazon paypal visa mastercard amex discover apple google microsoft
+    """
+)
+# Stop words that are also given names: accepted after "my name is" / "Name:" only.
+_GIVEN_NAME_WORDS = _words(
+    "may june april august will grace hope faith joy rose mark bill summer dawn art jack frank sky autumn "
+    "ray rich sunny charity destiny amber crystal ruby pearl iris lily holly ivy ginger penny sandy "
+    "guy drew hunter chase miles king glen dale mercy patience honor felicity christian angel harmony"
+)
+_WORD_RE = re.compile(r"\S+")
+_NAME_TOKEN = re.compile(r"[\w'’.\-]+")
+
+
+def _name_length(candidate: str, strong: bool, extra_stop: frozenset[str]) -> int:
+    """How many characters at the start of `candidate` are a name (0: none).
+
+    Words are taken while they look like name parts: an upper-case first letter, a
+    lower-case letter after it, letters only (and ' -), not a stop word; a possessive
+    "'s" ends the name. An initial ("J.") may sit between two words.
+    """
+    end = 0
+    for m in _WORD_RE.finditer(candidate):
+        word = m.group()
+        if len(word) == 2 and word[1] == "." and word[0].isupper() and end:
+            continue  # a middle initial: kept only if a name word follows
+        possessive = word.endswith(("'s", "’s"))
+        if possessive:
+            word = word[:-2]
+        word = word.rstrip("'’-")
+        low = word.lower()
+        if (
+            len(word) < 2
+            or not word[0].isupper()
+            or word[1:].isupper()  # no lower-case letter after the first: "UPS", "I"
+            or not (word.isalpha() or word.replace("'", "").replace("’", "").replace("-", "").isalpha())
+            or low in extra_stop
+            or (low in _STOP_WORDS and not (strong and low in _GIVEN_NAME_WORDS))
+        ):
+            break
+        end = m.start() + len(word)
+        if possessive:
+            break
+    return end
+
+
+def _trigger_before(text: str, start: int) -> str | None:
+    """The kind of name trigger that ends right before `start` ("strong", "plain", "dash"), if any."""
+    window = text[max(0, start - 24) : start]
+    core = window.rstrip()
+    if not core:
+        return None
+    last = core[-1]
+    if last in "-–—~":  # "- Grace": the dash must follow a space or start the line
+        before = core[:-1].rstrip("-")
+        return "dash" if not before or before[-1].isspace() or before[-1] == "\x00" else None
+    punctuated = last in ",:"
+    if punctuated:
+        core = core[:-1].rstrip(" \t")
+    elif len(core) == len(window):
+        return None
+    lower = core[-20:].lower()
+    cut = max(lower.rfind(" "), lower.rfind("\n"), lower.rfind("\t"))
+    options = _TRIGGERS.get(lower[cut + 1 :])
+    if not options:
+        return None
+    newline = "\n" in window[len(core) :]
+    for phrase, kind in options:
+        if not lower.endswith(phrase):
+            continue
+        at = len(lower) - len(phrase)
+        if at > 0 and (lower[at - 1].isalnum() or lower[at - 1] in "'’"):
+            continue
+        if phrase in ("name", "full name") and last != ":":
+            continue  # "name" alone only as a label: "Name: Grace"
+        if kind == "comma" and not (punctuated or newline):
+            continue
+        return "strong" if kind == "strong" else "plain"
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Normalized values: the same identifier written two ways gets the same placeholder.
+
+
+def normalize(kind: str, value: str) -> str:
+    """The form of `value` under which equal identifiers are recognised as the same."""
+    if kind == "PHONE":
+        d = _digits(value)
+        return d[1:] if len(d) == 11 and d[0] == "1" else d
+    if kind in ("CARD", "SSN"):
+        return _digits(value)
+    if kind in ("EMAIL", "URL"):
+        return value.lower()
+    if kind == "IBAN":
+        return "".join(value.split()).replace("-", "").upper()
+    if kind == "ORDER":
+        return value.strip().lstrip("#").strip().upper()
+    if kind == "IP":
+        try:
+            return str(ipaddress.ip_address(value.split("%")[0]))
+        except ValueError:
+            return value.lower()
+    return " ".join(value.casefold().replace(".", " ").split())
+
+
+class Registry:
+    """Placeholders given out in one conversation (or one stream): value -> `<TYPE_n>`."""
+
+    def __init__(self, hashed: bool = False, salt: str = "") -> None:
+        self.hashed = hashed
+        self.salt = salt
+        self.assigned: dict[tuple[str, str], str] = {}
+        self.numbers: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.assigned)
+
+    def placeholder(self, kind: str, value: str) -> str:
+        """The placeholder for `value` of type `kind`, the same one every time it is asked."""
+        key = (kind, normalize(kind, value))
+        found = self.assigned.get(key)
+        if found is not None:
+            return found
+        if self.hashed:
+            digest = hashlib.sha256(f"{self.salt}\x00{kind}\x00{key[1]}".encode()).hexdigest()[:8]
+            found = f"<{kind}_{digest}>"
+        else:
+            n = self.numbers.get(kind, 0) + 1
+            self.numbers[kind] = n
+            found = f"<{kind}_{n}>"
+        self.assigned[key] = found
+        return found
+
+
+# --------------------------------------------------------------------------------------
+# The anonymizer
+
+_JOIN = "\n\x00\n"  # between a conversation's texts: no recognizer matches across it
+_PLACEHOLDER = re.compile(r"<[A-Z]+_[0-9a-f]+>")
+_SETTLE_RADIUS = 96  # characters around a placeholder looked at again (see `_settle`)
+_SETTLE_MARGIN = 40  # ... of which the outer ones only give context
+
+def _literal_prefix(pattern: str) -> str:
+    """The plain characters a pattern starts with ("LG-" for r"LG-\\d{6}"), for a quick `in` test."""
+    m = re.match(r"[A-Za-z0-9\-_/ ]+", pattern)
+    prefix = m.group() if m else ""
+    rest = pattern[len(prefix) :]
+    if rest[:1] in ("?", "*", "{") and prefix:  # the last character is optional
+        prefix = prefix[:-1]
+    if rest[:1] == "|" or "|" in pattern:
+        return ""
+    return prefix
+
+
+class _Chars:
+    """Turns byte offsets into `text.encode()` into str offsets (fastest when asked in increasing order)."""
+
+    def __init__(self, text: str, raw: bytes) -> None:
+        self.ascii = len(raw) == len(text)
+        self.raw = raw
+        self.byte = 0
+        self.char = 0
+
+    def __call__(self, offset: int) -> int:
+        if self.ascii:
+            return offset
+        if offset < self.byte:
+            self.byte = self.char = 0
+        self.char += len(self.raw[self.byte : offset].decode("utf-8", "surrogatepass"))
+        self.byte = offset
+        return self.char
+
+
+class Anonymizer:
+    """Finds and replaces PII; built once from a PIIConfig, then called per row (a cleaning step)."""
+
+    def __init__(self, cfg: PIIConfig | None = None) -> None:
+        cfg = cfg or PIIConfig()
+        cfg.validate()
+        self.cfg = cfg
+        self.types = frozenset(cfg.types)
+        self._not_names = frozenset(w.lower() for w in cfg.not_names)
+        self._allow = frozenset(
+            normalize(kind, value) for value in cfg.allow for kind in ("PHONE", "EMAIL", "CARD", "ORDER", "NAME")
+        )
+        # Order patterns: a case-sensitive regex (fast when it starts with plain text) and a
+        # case-insensitive one, used only when the text has the prefix in another case.
+        self._orders: list[tuple[str, tuple[str, ...], re.Pattern[str], re.Pattern[str]]] = []
+        for p in cfg.order_patterns:
+            prefix = _literal_prefix(p)
+            variants = tuple({prefix.upper(), prefix.lower(), prefix.title()} - {prefix})
+            exact = re.compile(rf"(?:{p})(?!\w)")
+            self._orders.append((prefix, variants, exact, re.compile(exact.pattern, re.IGNORECASE)))
+        self._number_types = {"IBAN", "CARD", "SSN", "IP", "PHONE", "ADDRESS"} & self.types
+        self._want = {t: t in self.types for t in TYPES}
+
+    # ---------------------------------------------------------------- detection
+
+    def detect(self, text: str) -> list[Span]:
+        """Every identifier in `text`: non-overlapping spans, sorted by position.
+
+        A value found once is also found wherever else it occurs as a whole word: a name
+        after "Hi" is a name in "thanks Grace" too, and no copy of a detected phone number
+        survives because its second copy sits in a context that hides it. These spans are
+        exactly what `anonymize_texts` replaces (see `_settle`).
+        """
+        found = self._find_all(text)
+        if not found:
+            return []
+        found += _occurrences(text, {s.value: s.type for s in found}, found)
+        spans = _resolve(found)
+        return self._settle(text, spans) if _may_unsettle(text, spans) else spans
+
+    def _find_all(self, text: str) -> list[Span]:
+        """Every candidate span (may overlap; values found once are not yet looked for again)."""
+        found: list[Span] = []
+        if not text:
+            return found
+        want = self._want
+        raw = text.encode("utf-8", "surrogatepass")
+        # Each finder runs only if a cheap test says it could find something.
+        if self._number_types:
+            self._find_numbers(text, raw, found)
+        if want["EMAIL"] and "@" in text:
+            self._find_emails(text, found)
+        if want["URL"] and "=" in text and ("://" in text or "www." in text or "WWW." in text):
+            self._find_urls(text, found)
+        if want["ORDER"]:
+            self._find_orders(text, found)
+        if want["IP"] and ":" in text:
+            self._find_ipv6(text, found)
+        if want["NAME"]:
+            self._find_names(text, raw, found)
+        if found and self._allow:
+            found = [s for s in found if normalize(s.type, s.value) not in self._allow]
+        return found
+
+    def _find_numbers(self, text: str, raw: bytes, out: list[Span]) -> None:
+        shape = raw.translate(_DIGIT_TABLE)
+        chars = _Chars(text, raw)
+        extra: list[re.Match[bytes]] = []  # phones led by "+" or "(" (never overlapping the digit-led ones)
+        if b"+" in shape:
+            extra += _PLUS_SHAPE.finditer(shape)
+        if b"(" in shape:
+            extra += _PAREN_SHAPE.finditer(shape)
+        for hit in extra:
+            span, _, _ = self._number_at(text, hit, chars)
+            if span is not None:
+                out.append(span)
+        pos = 0
+        chars = _Chars(text, raw)  # offsets are asked for in increasing order again
+        while (m := _DIGITS_SHAPE.search(shape, pos)) is not None:
+            span, at, end = self._number_at(text, m, chars)
+            pos = m.end()
+            if span is not None:
+                out.append(span)
+                if span.end < end:  # cut short (an IBAN or phone ran on): look again right after it
+                    pos = m.start() + len(text[at : span.end].encode("utf-8", "surrogatepass"))
+
+    def _number_at(self, text: str, m: re.Match[bytes], chars: _Chars) -> tuple[Span | None, int, int]:
+        """The identifier a shape match stands for, checked on the real text (or another type at its
+        place), and where the match starts and ends in the text."""
+        group = m.lastgroup or ""
+        kind = _GROUP_TYPE.get(group, group)
+        types = self._number_types
+        at, end = chars(m.start()), chars(m.end())
+        start = at - 2 if kind == "IBAN" else at
+        # The shape has every digit as "0": a trunk-0 phone must really start with 0.
+        fits = kind in types and not (group == "PHONE_TRUNK" and text[start] != "0")
+        if group == "SSN_BARE":  # only right after "SSN", "social security number"
+            fits = fits and bool(_SSN_KEYWORD.search(text[max(0, start - 40) : start]))
+        span = self._check_number(kind, text, start, end) if fits else None
+        if span is None:  # retry this position with the other digit-led types
+            for other in _SINGLE:
+                if other == kind or other not in types:
+                    continue
+                single = _SINGLE[other].match(text, at)
+                if single is not None:
+                    s = single.start() - 2 if other == "IBAN" else single.start()
+                    span = self._check_number(other, text, s, single.end())
+                    if span is not None:
+                        break
+        return span, at, end
+
+    def _check_number(self, kind: str, text: str, start: int, end: int) -> Span | None:
+        value = text[start:end]
+        if kind == "PHONE":
+            ok = phone_ok(value)
+            # "+44 7700 900123 2 items", "07547 667258 23 left": the match took a group too
+            # many. An international number may give back several groups, others one space-separated group.
+            intl = value.startswith("+")
+            for _ in range(4 if intl else 1):
+                if ok:
+                    break
+                cut = max(value.rfind(" "), value.rfind("-"), value.rfind(".")) if intl else value.rfind(" ")
+                if cut <= 3:
+                    break
+                value = value[:cut].rstrip(" .-")
+                end = start + len(value)
+                ok = phone_ok(value)
+        elif kind == "CARD":
+            digits = _digits(value)
+            ok = value[0] in "23456" and 13 <= len(digits) <= 19 and luhn_ok(digits)
+        elif kind == "SSN":
+            ok = ssn_ok(_digits(value))
+        elif kind == "IP":
+            ok = _ipv4_ok(text, start, value)
+        elif kind == "IBAN":
+            value = _iban_value(value)
+            end = start + len(value)
+            ok = bool(value)
+        else:  # ADDRESS
+            value = value.rstrip(" \t")
+            end = start + len(value)
+            # "12 Street" with no name word is too vague; "350 Broadway" is not.
+            ok = len(value.split(",")[0].split()) >= 3 or value.split()[1].startswith("Broadway")
+        return Span(start, end, kind, value) if ok else None
+
+    def _find_emails(self, text: str, out: list[Span]) -> None:
+        # Search only near each "@" (a local part has at most 64 characters).
+        pos = 0
+        while (at := text.find("@", pos)) != -1:
+            m = _EMAIL.search(text, max(pos, at - 64))
+            if m is None:
+                return
+            local = m.group().split("@", 1)[0].lower()
+            if not (self.cfg.keep_role_emails and local in _ROLE_MAILBOXES):
+                out.append(Span(m.start(), m.end(), "EMAIL", m.group()))
+            pos = m.end()
+
+    def _find_urls(self, text: str, out: list[Span]) -> None:
+        # Only where "://" or "www." occurs: back up over the scheme, then match there.
+        starts = set()
+        for needle in ("://", "www.", "WWW.", "Www."):
+            at = text.find(needle)
+            while at != -1:
+                start = at
+                if needle == "://":
+                    while start > 0 and at - start < 5 and text[start - 1].isalpha():
+                        start -= 1
+                starts.add(start)
+                at = text.find(needle, at + 1)
+        end = 0
+        for start in sorted(starts):
+            if start < end or (start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")):
+                continue
+            m = _URL.match(text, start)
+            if m is None:
+                continue
+            url = m.group().rstrip(_URL_TRAILING)
+            end = m.start() + len(url)
+            if _personal_url(url):
+                out.append(Span(m.start(), end, "URL", url))
+
+    def _find_orders(self, text: str, out: list[Span]) -> None:
+        for prefix, variants, exact, anycase in self._orders:
+            rx = anycase
+            if prefix:
+                other_case = False
+                for v in variants:
+                    if v in text:
+                        other_case = True
+                        break
+                if not other_case:
+                    if prefix not in text:
+                        continue
+                    rx = exact
+            for m in rx.finditer(text):
+                start = m.start()
+                if start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                    continue
+                if start > 0 and text[start - 1] == "#" and not (start > 1 and text[start - 2].isalnum()):
+                    start -= 1
+                out.append(Span(start, m.end(), "ORDER", text[start : m.end()]))
+
+    def _find_ipv6(self, text: str, out: list[Span]) -> None:
+        # Only around ":h:" or "::" (every IPv6 address has one); an address is at most 45 characters.
+        end = 0
+        for hint in _IPV6_HINT.finditer(text):
+            if hint.start() < end:
+                continue
+            m = _IPV6.search(text, max(end, hint.start() - 40), hint.start() + 50)
+            if m is None or m.end() >= hint.start() + 50 or m.start() > hint.start():
+                continue
+            end = m.end()
+            value = m.group()
+            if sum(c.isalnum() for c in value) < 2:
+                continue
+            try:
+                ipaddress.IPv6Address(value.split("%")[0])
+            except ValueError:
+                continue
+            out.append(Span(m.start(), m.end(), "IP", value))
+
+    def _find_names(self, text: str, raw: bytes, out: list[Span]) -> None:
+        shape = b"\n\n" + raw.translate(_UPPER_TABLE)
+        ascii_text = len(raw) == len(text)
+        if ascii_text:
+            starts = [m.start() - 2 for m in _NAME_START_SHAPE.finditer(shape)]
+        else:
+            chars = _Chars(text, raw)
+            starts = [chars(m.start() - 2) for m in _NAME_START_SHAPE.finditer(shape)]
+        if not ascii_text:  # each non-ASCII text of a conversation once more, over the text itself
+            found = set(starts)
+            at = 0
+            for part in text.split(_JOIN):
+                if not part.isascii():
+                    found.update(at + m.start() - 2 for m in _NAME_START_TEXT.finditer("\n\n" + part))
+                at += len(part) + len(_JOIN)
+            starts = sorted(found)
+        for start in starts:
+            kind = _trigger_before(text, start)
+            if kind is None:
+                continue
+            title = _TITLE.match(text, start)  # "Dear Mr. Smith": the name is "Smith"
+            if title is not None:
+                start = title.end()
+            words = _NAME_AT.match(text, start)
+            if words is None:
+                continue
+            length = _name_length(words.group(), kind == "strong", self._not_names)
+            if not length:
+                continue
+            if kind == "dash" and not _DASH_END.match(text, start + length):
+                continue
+            out.append(Span(start, start + length, "NAME", text[start : start + length]))
+        self._find_names_here(text, out)
+
+    def _find_names_here(self, text: str, out: list[Span]) -> None:
+        """"Grace Silva here." / "... Camille here!": the one to three name words right before "here"."""
+        for m in _HERE.finditer(text):
+            end = m.start()
+            while end > 0 and text[end - 1] in " \t":
+                end -= 1
+            words = [w.start() for w in _NAME_TOKEN.finditer(text, max(0, end - 80), end)][-3:]
+            for at in words:  # the longest run of words that is a name wins
+                candidate = text[at:end]
+                if _name_length(candidate, False, self._not_names) == len(candidate):
+                    out.append(Span(at, end, "NAME", candidate))
+                    break
+
+    # ---------------------------------------------------------------- replacement
+
+    def anonymize_texts(self, texts: list[str]) -> tuple[list[str], dict[str, int]]:
+        """Anonymize one conversation's texts with one placeholder registry; (texts, counts by type)."""
+        registry = Registry(hashed=self.cfg.mode == "hash", salt=self.cfg.salt)
+        return self.anonymize_with(texts, registry)
+
+    def anonymize_with(self, texts: list[str], registry: Registry) -> tuple[list[str], dict[str, int]]:
+        """Like `anonymize_texts`, with a registry the caller keeps (e.g. across a stream)."""
+        if not self.cfg.enabled or not texts:
+            return list(texts), {}
+        joined = _JOIN.join(texts)
+        if joined.count("\x00") != len(texts) - 1:  # a text holds a NUL: cannot join safely
+            return self._one_by_one(texts, registry)
+        spans = self.detect(joined)
+        if not spans:
+            return list(texts), {}
+        out, counts = self._replace(joined, spans, registry)
+        return out.split(_JOIN), counts
+
+    def anonymize_many(self, conversations: Sequence[list[str]]) -> list[tuple[list[str], dict[str, int]]]:
+        """`anonymize_texts` for many conversations at once (one registry each), scanned in one pass.
+
+        The same result as calling `anonymize_texts` on each; faster, because every
+        recognizer runs once over all the texts instead of once per conversation.
+        """
+        joined = [_JOIN.join(conv) for conv in conversations]
+        if not self.cfg.enabled or any(
+            j.count("\x00") != max(0, len(c) - 1) for j, c in zip(joined, conversations, strict=True)
+        ):
+            return [self.anonymize_texts(conv) for conv in conversations]
+        spans = _resolve(self._find_all(_JOIN.join(joined)))
+        out: list[tuple[list[str], dict[str, int]]] = []
+        i, offset = 0, 0
+        for conv, text in zip(conversations, joined, strict=True):
+            end = offset + len(text)
+            mine = []
+            while i < len(spans) and spans[i].start < end:
+                s = spans[i]
+                mine.append(Span(s.start - offset, s.end - offset, s.type, s.value))
+                i += 1
+            offset = end + len(_JOIN)
+            if not mine:
+                out.append((list(conv), {}))
+                continue
+            mine = _resolve(mine + _occurrences(text, {s.value: s.type for s in mine}, mine))
+            if _may_unsettle(text, mine):
+                mine = self._settle(text, mine)
+            registry = Registry(hashed=self.cfg.mode == "hash", salt=self.cfg.salt)
+            new, counts = self._replace(text, mine, registry)
+            out.append((new.split(_JOIN) if len(conv) > 1 else [new], counts))
+        return out
+
+    def _one_by_one(self, texts: list[str], registry: Registry) -> tuple[list[str], dict[str, int]]:
+        """`anonymize_with` for texts that cannot be joined (they hold NUL characters)."""
+        found = [self.detect(t) for t in texts]
+        values = {s.value: s.type for spans in found for s in spans}
+        out: list[str] = []
+        counts: dict[str, int] = {}
+        for t, spans in zip(texts, found, strict=True):  # a value found in one text is replaced in all
+            spans = _resolve(spans + _occurrences(t, values, spans))
+            new, c = self._replace(t, self._settle(t, spans) if _may_unsettle(t, spans) else spans, registry)
+            out.append(new)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+        return out, counts
+
+    def _replace(self, text: str, spans: list[Span], registry: Registry) -> tuple[str, dict[str, int]]:
+        """`text` with `spans` replaced by placeholders; and counts by type."""
+        counts: dict[str, int] = {}
+        return self._apply(text, spans, registry, counts), counts
+
+    def _settle(self, text: str, spans: list[Span]) -> list[Span]:
+        """`spans` plus whatever their placeholders' new neighbourhoods reveal, until nothing does.
+
+        Recognizers look at the characters around a match ("4111 1111 ..." right after
+        another number is no card; "- Zoë Müller" ends a message only if nothing follows);
+        a placeholder changes them. What a second run would find next to a placeholder is
+        found now, so anonymizing twice changes nothing. Only windows around placeholders
+        are looked at again, in the text as it will be after replacement.
+        """
+        for _ in range(4):
+            # The text as it will read, and where each placeholder lands in it.
+            pieces: list[str] = []
+            shifts: list[tuple[int, int]] = []  # (end of a placeholder in `after`, shift after it)
+            at = shift = 0
+            for s in spans:
+                pieces.append(text[at : s.start])
+                holder = f"<{s.type}_1>"
+                pieces.append(holder)
+                shift += len(holder) - (s.end - s.start)
+                shifts.append((s.start + shift + (s.end - s.start), shift))
+                at = s.end
+            pieces.append(text[at:])
+            extra = self._near_placeholders("".join(pieces))
+            if not extra:
+                return spans
+            for e in extra:  # back to offsets in `text`: minus the shift of the placeholders before it
+                before = [sh for end, sh in shifts if end <= e.start]
+                d = before[-1] if before else 0
+                spans.append(Span(e.start - d, e.end - d, e.type, e.value))
+            spans = _resolve(spans + _occurrences(text, {e.value: e.type for e in extra}, spans))
+        return spans
+
+    def _near_placeholders(self, text: str) -> list[Span]:
+        """New spans within a few dozen characters of any placeholder in `text`."""
+        holders = [(m.start(), m.end()) for m in _PLACEHOLDER.finditer(text)]
+        windows: list[list[int]] = []
+        for a, b in holders:
+            lo, hi = max(0, a - _SETTLE_RADIUS), min(len(text), b + _SETTLE_RADIUS)
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = hi
+            else:
+                windows.append([lo, hi])
+        found: list[Span] = []
+        for lo, hi in windows:
+            # Spans near a window's cut edge may be artefacts of the cut: only the middle counts.
+            first = lo + _SETTLE_MARGIN if lo > 0 else 0
+            last = hi - _SETTLE_MARGIN if hi < len(text) else hi
+            for s in self._find_all(text[lo:hi]):
+                a, b = s.start + lo, s.end + lo
+                if first <= a and b <= last and not any(a < h1 and h0 < b for h0, h1 in holders):
+                    found.append(Span(a, b, s.type, s.value))
+        return _resolve(found)
+
+    @staticmethod
+    def _apply(text: str, spans: list[Span], registry: Registry, counts: dict[str, int]) -> str:
+        if not spans:
+            return text
+        pieces: list[str] = []
+        at = 0
+        for s in spans:
+            pieces.append(text[at : s.start])
+            pieces.append(registry.placeholder(s.type, s.value))
+            counts[s.type] = counts.get(s.type, 0) + 1
+            at = s.end
+        pieces.append(text[at:])
+        return "".join(pieces)
+
+    # ---------------------------------------------------------------- the cleaning step
+
+    def __call__(self, row: Row, kind: str) -> Outcome:
+        """Anonymize every text of `row` (all roles) with one registry; drop it in drop-conversation mode."""
+        if not self.cfg.enabled:
+            return Outcome(row)
+        texts = row_texts(row, kind)
+        new, counts = self.anonymize_texts(texts)
+        if not counts:
+            return Outcome(row)
+        if self.cfg.mode == "drop-conversation":
+            return Outcome.drop("pii", **counts)
+        return Outcome(with_texts(row, kind, new), changed=True, counts=counts)
+
+
+    def batch(self, rows: Sequence[Row], kind: str) -> list[Outcome]:
+        """`self(row, kind)` for many rows, scanned in one pass (see `anonymize_many`)."""
+        if not self.cfg.enabled:
+            return [Outcome(row) for row in rows]
+        results = self.anonymize_many([row_texts(row, kind) for row in rows])
+        outcomes = []
+        for row, (new, counts) in zip(rows, results, strict=True):
+            if not counts:
+                outcomes.append(Outcome(row))
+            elif self.cfg.mode == "drop-conversation":
+                outcomes.append(Outcome.drop("pii", **counts))
+            else:
+                outcomes.append(Outcome(with_texts(row, kind, new), changed=True, counts=counts))
+        return outcomes
+
+
+def _may_unsettle(text: str, spans: list[Span]) -> bool:
+    """Whether replacing `spans` could change what is found next to them (see `_settle`).
+
+    Recognizers look at most a character or two past a neighbour, except the name rules
+    that need "the end of the message" after a name ("- Zoë Müller", "Grace here"). So a
+    placeholder matters only if it touches something other than a space or plain
+    punctuation ("2001:db8::1grace@...", "0123)grace@..."), follows a number across one
+    separator ("312-555-0147 4111 ..."), precedes one ("LG-482913 312 ..."), or follows a
+    word that may end a name.
+    """
+    n = len(text)
+    for s in spans:
+        a, b = s.start, s.end
+        if a > 0 and not (text[a - 1].isspace() or text[a - 1] in "([{\"'\x00"):
+            return True
+        after = text[b : b + 2]
+        if after and not (after[0].isspace() or after[0] in ",;!?)]}\"'\x00" or after in (".", ". ", ".\n")):
+            return True
+        if a > 1 and text[a - 1] in " \t" and text[a - 2].isdigit():
+            return True
+        if b + 1 < n and text[b] in " \t" and (text[b + 1].isdigit() or text[b + 1] in "+(") and s.value[-1:].isdigit():
+            return True
+        before = text[max(0, a - 32) : a].rstrip()
+        if before[-1:].isalpha() or before[-1:] in ("-", "–", "—", "~", ".", "!"):  # a word that may end a name?
+            last = before.split()[-1].strip(".,!?;:-–—~'’\"()")
+            if (last[:1].isupper() and last.lower() not in _STOP_WORDS) or last.lower() == "here":
+                return True
+        if text.find(" here", b, b + 48) != -1:  # "<EMAIL_1> Grace here.": a new sentence start?
+            return True
+    return False
+
+
+def _occurrences(text: str, values: dict[str, str], known: Iterable[Span] = ()) -> list[Span]:
+    """Every whole-word occurrence in `text` of the keys of `values` (value -> type), as spans,
+    except those that start where a `known` span starts."""
+    starts = {s.start for s in known}
+    out = []
+    for value, kind in values.items():
+        # A value that starts (ends) with a word character must not continue a word there.
+        check_start, check_end = value[:1].isalnum(), value[-1:].isalnum()
+        at = text.find(value)
+        while at != -1:
+            end = at + len(value)
+            if (
+                at not in starts
+                and (not check_start or at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_<"))
+                and (not check_end or end == len(text) or not (text[end].isalnum() or text[end] in "_>"))
+            ):
+                out.append(Span(at, end, kind, value))
+            at = text.find(value, at + 1)
+    return out
+
+
+def _resolve(spans: list[Span]) -> list[Span]:
+    """Keep non-overlapping spans: within each group of overlapping ones, higher-priority types
+    first, then longer, then earlier."""
+    if len(spans) < 2:
+        return spans
+    spans.sort()
+    for i in range(1, len(spans)):
+        if spans[i].start < spans[i - 1].end:
+            break
+    else:
+        return spans  # nothing overlaps (the usual case)
+    out: list[Span] = []
+    group: list[Span] = []
+    group_end = -1
+    for s in [*spans, Span(sys.maxsize, sys.maxsize, "NAME", "")]:
+        if s.start >= group_end and group:  # the group is complete
+            if len(group) == 1:
+                out.append(group[0])
+            else:
+                group.sort(key=lambda g: (_PRIORITY[g.type], g.start - g.end, g.start))
+                taken: list[Span] = []
+                for g in group:
+                    if all(g.end <= t.start or g.start >= t.end for t in taken):
+                        taken.append(g)
+                out.extend(sorted(taken))
+            group = []
+        group.append(s)
+        group_end = max(group_end, s.end) if len(group) > 1 else s.end
+    return out
+
+
+def _iban_value(raw: str) -> str:
+    """The IBAN at the start of `raw` (cut to its country's length), or "" if the checksum fails."""
+    want = _IBAN_LENGTHS.get(raw[:2])
+    end = len(raw)
+    if want is not None:
+        count = 0
+        for i, c in enumerate(raw):
+            count += c.isalnum()
+            if count == want:
+                end = i + 1
+                break
+    value = raw[:end].rstrip(" -")
+    return value if iban_ok(value.replace(" ", "").replace("-", "")) else ""
+
+
+def _ipv4_ok(text: str, start: int, value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    before = text[max(0, start - 40) : start]
+    if _VERSION_BEFORE.search(before):
+        return False
+    # 2.4.1.3 reads as a version number unless the text talks about IP addresses.
+    return not (all(len(p) == 1 for p in value.split(".")) and not _IP_CONTEXT.search(before))
+
+
+def _personal_url(url: str) -> bool:
+    """Whether a URL's query string or fragment names a personal parameter (email=, token=, ...)."""
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+    except ValueError:
+        return False
+    for piece in (parts.query, parts.fragment):
+        if "=" not in piece:
+            continue
+        for key, _ in parse_qsl(piece, keep_blank_values=True):
+            k = key.lower().strip("[]")
+            if k in _PERSONAL_KEYS or any(p in _PERSONAL_KEYS for p in re.split(r"[_\-.\[\]]+", k) if p):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# `chatforge data anonymize`: a stream of text in, anonymized text out
+
+
+@dataclass
+class AnonymizeConfig:
+    """`chatforge data anonymize`: replace personal identifiers in a text stream, line by line."""
+
+    input: str = opt("-", "text file to anonymize; - reads standard input", positional=True, metavar="FILE")
+    out: str = opt("-", "where to write the anonymized text (written atomically); - is standard output")
+    per_line: bool = opt(
+        False, "number placeholders per line (each line is one conversation) instead of across the whole input"
+    )
+    registry_limit: int = opt(
+        100_000,
+        "start numbering placeholders afresh after this many distinct values, so memory stays flat on "
+        "endless streams (a value seen before the reset may then get a new number)",
+        ge=1,
+    )
+    pii: PIIConfig = opt(default_factory=PIIConfig, help="what to find and how to replace it")
+
+
+def _lines(f: IO[bytes], name: str) -> Iterator[tuple[str, bytes]]:
+    """(text without its line ending, the line ending) for each line of `f`; split on \\n only."""
+    for number, raw in enumerate(f, 1):
+        end = b""
+        if raw.endswith(b"\n"):
+            raw, end = raw[:-1], b"\n"
+            if raw.endswith(b"\r"):
+                raw, end = raw[:-1], b"\r\n"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                "convert the file to UTF-8 first (e.g. with iconv)",
+                file=name,
+                line=number,
+            ) from None
+        yield text, end
+
+
+def anonymize_lines(
+    lines: Iterable[str], anonymizer: Anonymizer, *, per_line: bool = False, registry_limit: int = 100_000
+) -> Iterator[tuple[str | None, dict[str, int]]]:
+    """Anonymize a stream of lines; yields (new line, or None if dropped, and its counts) per line.
+
+    One registry serves the whole stream (the same email is <EMAIL_1> on every line) until
+    it holds `registry_limit` values; then numbering starts afresh, so memory stays flat.
+    """
+    cfg = anonymizer.cfg
+    registry = Registry(hashed=cfg.mode == "hash", salt=cfg.salt)
+    for line in lines:
+        if per_line or len(registry) >= registry_limit:
+            registry = Registry(hashed=cfg.mode == "hash", salt=cfg.salt)
+        (new,), counts = anonymizer.anonymize_with([line], registry)
+        if counts and cfg.mode == "drop-conversation":
+            yield None, counts
+        else:
+            yield new, counts
+
+
+def anonymize_main(cfg: AnonymizeConfig, ui: UI = QUIET) -> dict[str, int]:
+    """Run `data anonymize`: stream `cfg.input` to `cfg.out`; returns replacements by type."""
+    anonymizer = Anonymizer(cfg.pii)
+    name = "<stdin>" if cfg.input == "-" else cfg.input
+    total: dict[str, int] = {}
+    stats = {"lines": 0, "dropped": 0}
+    t0 = time.perf_counter()
+
+    def run(src: IO[bytes], dst: IO[bytes]) -> None:
+        ends: list[bytes] = []
+
+        def texts() -> Iterator[str]:
+            for text, end in _lines(src, name):
+                ends.append(end)
+                yield text
+
+        stream = anonymize_lines(texts(), anonymizer, per_line=cfg.per_line, registry_limit=cfg.registry_limit)
+        for new, counts in stream:
+            end = ends.pop()
+            stats["lines"] += 1
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+            if new is None:
+                stats["dropped"] += 1
+            else:
+                dst.write(new.encode("utf-8") + end)
+
+    def to_output(src: IO[bytes]) -> None:
+        if cfg.out == "-":
+            run(src, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with atomic_open(Path(cfg.out), "wb") as dst:
+                run(src, dst)
+
+    if cfg.input == "-":
+        to_output(sys.stdin.buffer)
+    else:
+        path = Path(cfg.input)
+        if not path.is_file():
+            raise UserError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
+        with open(path, "rb") as src:
+            to_output(src)
+
+    counts = {t: total[t] for t in TYPES if t in total}
+    if not ui.quiet:
+        found = ", ".join(f"{n:,} {t}" for t, n in counts.items()) or "nothing found"
+        dropped = f"; {stats['dropped']:,} lines dropped" if cfg.pii.mode == "drop-conversation" else ""
+        secs = time.perf_counter() - t0
+        ui.err.print(Text(f"anonymized {stats['lines']:,} lines in {secs:.1f}s: {found}{dropped}"))
+    return counts
