@@ -43,8 +43,9 @@ class UI:
         self.err.print(Text.assemble(("warning: ", "yellow"), message))
 
     @contextlib.contextmanager
-    def progress(self, description: str, total: float | None = None, unit: str = "rows") -> Iterator[Callable[[float], None]]:
-        """A progress bar with rate and ETA; yields `advance(n)`."""
+    def progress(self, description: str, total: float | None = None, unit: str = "rows") -> Iterator[Callable[..., None]]:
+        """A progress bar with rate and ETA; yields `advance(n, status=None)` (status: a short
+        text shown after the bar, e.g. the current loss)."""
         if self.quiet:
             yield _ignore
             return
@@ -59,17 +60,21 @@ class UI:
             TextColumn("eta"),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}", markup=False),
         ]
         with Progress(*columns, console=self.err, transient=False) as bar:
-            task = bar.add_task(description, total=total)
+            task = bar.add_task(description, total=total, status="")
 
-            def advance(n: float = 1) -> None:
-                bar.advance(task, n)
+            def advance(n: float = 1, status: str | None = None) -> None:
+                if status is None:
+                    bar.advance(task, n)
+                else:
+                    bar.update(task, advance=n, status=status)
 
             yield advance
 
 
-def _ignore(n: float = 1) -> None:
+def _ignore(n: float = 1, status: str | None = None) -> None:
     """`advance` of a progress bar that is not shown."""
 
 

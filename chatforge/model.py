@@ -1,0 +1,357 @@
+"""The GPT: a decoder-only transformer with Llama's architecture, in one file.
+
+    model = GPT(ModelConfig(n_layer=6, n_embd=384, n_head=6, vocab_size=8192))
+    logits = model(idx)                          # (B, T) token ids -> (B, T, vocab) logits
+
+Llama-compatible so that our models load in `transformers` (and Llama-family checkpoints
+load here): RMSNorm before each block (Zhang & Sennrich 2019), rotary position embeddings
+(Su et al. 2021, in Llama's "rotate half" layout), a SwiGLU MLP (Shazeer 2020),
+grouped-query attention (Ainslie et al. 2023: `n_kv_head` key/value heads shared by
+groups of query heads), no biases, optionally tied input/output embeddings. Module and
+parameter names are Hugging Face's (`model.layers.0.self_attn.q_proj.weight`, ...), so
+a state dict maps one to one onto `LlamaForCausalLM`.
+
+Regularization: dropout on the attention probabilities and on each block's residual
+branches (`dropout`), weight decay in the optimizer (optim.py).
+
+The model knows nothing of sampling: it maps token ids to logits. For generation it can
+append to a key/value cache (`KVCache`) so that each new token costs one position.
+Packed training rows (several documents in one row) pass `doc_ids`, so attention stays
+within a document, and `position_ids`, so each document's positions start at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chatforge.config import opt
+from chatforge.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Size and shape of the GPT (Llama architecture)."""
+
+    vocab_size: int = opt(8192, "vocabulary size (set from the tokenizer)", ge=8)
+    n_layer: int = opt(6, "transformer blocks", ge=1, le=256)
+    n_embd: int = opt(384, "model width (hidden size)", ge=8)
+    n_head: int = opt(6, "query heads", ge=1)
+    n_kv_head: int = opt(0, "key/value heads (grouped-query attention); 0 = n_head", ge=0)
+    intermediate_size: int = opt(0, "MLP hidden size; 0 = about 8/3 x n_embd, a multiple of 64", ge=0)
+    block_size: int = opt(256, "longest sequence (context window) in tokens", ge=8)
+    rope_theta: float = opt(10000.0, "RoPE base frequency", gt=0)
+    norm_eps: float = opt(1e-5, "RMSNorm epsilon", gt=0)
+    tie_embeddings: bool = opt(True, "share the input embedding and output projection weights")
+    dropout: float = opt(0.0, "dropout on attention probabilities and residual branches", ge=0, lt=1)
+    attention: str = opt("auto", "attention kernel: auto, sdpa (torch) or manual (explicit softmax)")
+
+    def __post_init__(self) -> None:
+        if self.n_kv_head == 0:
+            self.n_kv_head = self.n_head
+        if self.intermediate_size == 0:
+            self.intermediate_size = 64 * math.ceil(8 * self.n_embd / 3 / 64)
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"model.n_embd: must be a multiple of model.n_head ({self.n_head}), got {self.n_embd}")
+        if self.n_head % self.n_kv_head:
+            raise ConfigError(f"model.n_kv_head: must divide model.n_head ({self.n_head}), got {self.n_kv_head}")
+        if (self.n_embd // self.n_head) % 2:
+            raise ConfigError(f"model.n_embd / model.n_head: the head size must be even for rotary embeddings, got {self.n_embd // self.n_head}")
+        if self.attention not in ("auto", "sdpa", "manual"):
+            raise ConfigError(f"model.attention: must be one of auto, sdpa, manual; got {self.attention!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def num_params(self) -> int:
+        """Parameter count (tied embeddings counted once)."""
+        d, f, v = self.n_embd, self.intermediate_size, self.vocab_size
+        kv = self.n_kv_head * self.head_dim
+        block = 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d
+        return v * d * (1 if self.tie_embeddings else 2) + self.n_layer * block + d
+
+    def to_hf(self, **extra: Any) -> dict[str, Any]:
+        """The `config.json` of a Hugging Face `LlamaForCausalLM` with this shape."""
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.n_embd,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.n_layer,
+            "num_attention_heads": self.n_head,
+            "num_key_value_heads": self.n_kv_head,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.block_size,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.norm_eps,
+            "tie_word_embeddings": self.tie_embeddings,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "attention_dropout": self.dropout,
+            "torch_dtype": "float32",
+            **extra,
+        }
+
+    @staticmethod
+    def from_hf(cfg: dict[str, Any]) -> ModelConfig:
+        """A ModelConfig from a Llama-family `config.json` (errors name the unsupported field)."""
+        if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+            raise ConfigError("config.json: attention/MLP biases are not supported (Llama-style models have none)")
+        if cfg.get("hidden_act", "silu") != "silu":
+            raise ConfigError(f"config.json: hidden_act {cfg.get('hidden_act')!r} is not supported (expected silu)")
+        scaling = cfg.get("rope_scaling")
+        if scaling not in (None, {}) and (scaling or {}).get("rope_type", scaling.get("type")) not in (None, "default"):
+            raise ConfigError(f"config.json: rope_scaling {scaling!r} is not supported")
+        n_head = int(cfg["num_attention_heads"])
+        hidden = int(cfg["hidden_size"])
+        if cfg.get("head_dim") not in (None, hidden // n_head):
+            raise ConfigError(f"config.json: head_dim {cfg['head_dim']} != hidden_size / num_attention_heads")
+        out = ModelConfig(
+            vocab_size=int(cfg["vocab_size"]),
+            n_layer=int(cfg["num_hidden_layers"]),
+            n_embd=hidden,
+            n_head=n_head,
+            n_kv_head=int(cfg.get("num_key_value_heads") or n_head),
+            intermediate_size=int(cfg["intermediate_size"]),
+            block_size=int(cfg.get("max_position_embeddings", 2048)),
+            rope_theta=float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
+            norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+            tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        )
+        out.validate()
+        return out
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, computed in float32 (as Llama does) whatever the input dtype."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rope_tables(head_dim: int, positions: torch.Tensor, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (*positions.shape, head_dim), Llama's layout (each half repeated)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
+    angles = positions.float()[..., None] * inv_freq  # (..., head_dim/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (..., head_dim)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + head_dim/2) of x: (B, H, T, D) by the angles in cos/sin: (B, 1, T, D)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated for `max_len` positions per layer.
+
+    Shape per layer: (batch, n_kv_head, max_len, head_dim). `length` positions are filled;
+    a forward pass with a cache writes its new keys/values after them and advances it.
+    """
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device | str = "cpu"):
+        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+        self.max_len = max_len
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's k, v (B, H, T, D) for `layer`; return all keys/values so far."""
+        t = k.shape[2]
+        end = self.length + t
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {end} positions > {self.max_len}")
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+def attention_kernel(cfg: ModelConfig, device: torch.device) -> str:
+    """The attention implementation to use. "auto": an explicit softmax on CPU, where it beat
+    torch's SDPA kernel under bf16 for short sequences (benchmarks/train_throughput.py);
+    SDPA (flash/memory-efficient kernels) on GPUs."""
+    if cfg.attention != "auto":
+        return cfg.attention
+    return "sdpa" if device.type == "cuda" else "manual"
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.cfg, self.layer = cfg, layer
+        d, hd = cfg.n_embd, cfg.head_dim
+        self.q_proj = nn.Linear(d, cfg.n_head * hd, bias=False)
+        self.k_proj = nn.Linear(d, cfg.n_kv_head * hd, bias=False)
+        self.v_proj = nn.Linear(d, cfg.n_kv_head * hd, bias=False)
+        self.o_proj = nn.Linear(cfg.n_head * hd, d, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: KVCache | None,
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.v_proj(x).view(B, T, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # (B, Hkv, past + T, D)
+        groups = cfg.n_head // cfg.n_kv_head
+        if groups > 1:  # each key/value head serves `groups` query heads
+            k = k.repeat_interleave(groups, dim=1)
+            v = v.repeat_interleave(groups, dim=1)
+        p = cfg.dropout if self.training else 0.0
+        if attention_kernel(cfg, x.device) == "manual":
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(cfg.head_dim))  # (B, H, T, S)
+            att = att.masked_fill(~mask, float("-inf")) if mask is not None else att
+            att = F.softmax(att.float(), dim=-1).to(q.dtype)
+            att = F.dropout(att, p, self.training)
+            y = att @ v  # (B, H, T, D)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.n_embd, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.n_embd, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.self_attn = Attention(cfg, layer)
+        self.post_attention_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class _Decoder(nn.Module):
+    """The part HF calls `model`: embeddings, blocks, final norm (named as in LlamaModel)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+
+
+class GPT(nn.Module):
+    """Token ids (B, T) -> logits (B, T, vocab). Parameter names match `LlamaForCausalLM`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.model = _Decoder(cfg)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self._masks: dict[tuple[int, int, int], torch.Tensor] = {}  # causal masks by shape, reused
+        self.apply(self._init_weights)
+        # Scaled init of the projections into the residual stream (GPT-2): keeps the
+        # residual's variance from growing with depth.
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _mask(self, T: int, S: int, past: int, device: torch.device) -> torch.Tensor | None:
+        """Causal mask (T, S) for T new positions after `past` cached ones; None when SDPA's own works."""
+        key = (T, S, past)
+        if key not in self._masks:
+            q = torch.arange(past, past + T, device=device)[:, None]
+            k = torch.arange(S, device=device)[None, :]
+            self._masks[key] = k <= q
+            if len(self._masks) > 64:
+                self._masks.pop(next(iter(self._masks)))
+        return self._masks[key]
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        *,
+        position_ids: torch.Tensor | None = None,
+        doc_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids idx (B, T).
+
+        position_ids (B, T): positions for RoPE (default: 0..T-1 after the cache's length).
+        doc_ids (B, T): document of each position in a packed row; attention stays within
+        a document (block-diagonal causal mask). Not with a cache.
+        """
+        B, T = idx.shape
+        past = cache.length if cache is not None else 0
+        if T + past > self.cfg.block_size and position_ids is None:
+            raise ValueError(f"sequence of {T + past} tokens is longer than block_size {self.cfg.block_size}")
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=idx.device)[None, :].expand(B, T)
+        cos, sin = rope_tables(self.cfg.head_dim, position_ids, self.cfg.rope_theta)
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
+        x = self.model.embed_tokens(idx)  # (B, T, C)
+        mask: torch.Tensor | None
+        if doc_ids is not None:
+            if cache is not None:
+                raise ValueError("doc_ids (packed rows) cannot be used with a KV cache")
+            causal = self._mask(T, T, 0, idx.device)
+            mask = (causal[None] & (doc_ids[:, :, None] == doc_ids[:, None, :]))[:, None]  # (B, 1, T, T)
+        else:
+            mask = self._mask(T, past + T, past, idx.device)
+        for block in self.model.layers:
+            x = block(x, cos, sin, mask, cache)
+        if cache is not None:
+            cache.length += T
+        x = self.model.norm(x)
+        return self.lm_head(x)  # (B, T, vocab)
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean token cross entropy in float32 (targets == ignore_index are skipped)."""
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index)

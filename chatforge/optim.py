@@ -1,0 +1,78 @@
+"""Optimizer and learning-rate schedules.
+
+AdamW (Loshchilov & Hutter 2019) with two parameter groups: weight decay on the
+matrices of the linear layers, none on norms and embeddings (decaying a norm's gain or
+an embedding row toward zero only hurts). Schedules: linear warmup, then cosine decay
+to `min_lr_ratio` of the peak, or warmup-stable-decay (WSD: constant, then a linear
+decay over the last `decay_fraction` of training), or constant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from chatforge.config import opt
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = opt(1e-3, "peak learning rate", gt=0, le=1)
+    min_lr_ratio: float = opt(0.1, "final learning rate as a share of the peak", ge=0, le=1)
+    schedule: Literal["cosine", "wsd", "constant"] = opt("cosine", "learning-rate schedule after warmup")
+    warmup_steps: int = opt(20, "steps of linear warmup from 0 to the peak", ge=0)
+    decay_fraction: float = opt(0.2, "wsd: share of the steps spent decaying at the end", gt=0, le=1)
+    weight_decay: float = opt(0.1, "AdamW weight decay on linear-layer matrices", ge=0)
+    beta1: float = opt(0.9, "AdamW beta1", ge=0, lt=1)
+    beta2: float = opt(0.95, "AdamW beta2", ge=0, lt=1)
+    eps: float = opt(1e-8, "AdamW epsilon", gt=0)
+    grad_clip: float = opt(1.0, "clip the global gradient norm to this (0 = no clipping)", ge=0)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """Decay for 2-D weights of linear layers; none for norms, embeddings (and a tied output head)."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.ndim >= 2 and id(p) not in embeddings else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    """AdamW over `model`'s trainable parameters."""
+    device = next(model.parameters()).device
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+        foreach=device.type != "cuda",
+        fused=device.type == "cuda",
+    )
+
+
+def lr_at(step: int, total: int, cfg: OptimConfig) -> float:
+    """Learning rate at optimizer step `step` (0-based) of `total`."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    low = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "wsd":
+        decay_start = total - max(1, round(cfg.decay_fraction * total))
+        if step < decay_start:
+            return cfg.lr
+        frac = (step - decay_start + 1) / max(1, total - decay_start)
+        return cfg.lr + (low - cfg.lr) * frac
+    span = max(1, total - cfg.warmup_steps)
+    frac = min(1.0, (step - cfg.warmup_steps + 1) / span)
+    return low + (cfg.lr - low) * 0.5 * (1 + math.cos(math.pi * frac))

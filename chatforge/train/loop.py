@@ -1,0 +1,370 @@
+"""The training loop every stage shares (pretraining, SFT, DPO): one copy, here.
+
+    result = fit(model, optimizer, train_batches, cfg.train, run_dir=..., loss_fn=lm_loss, ...)
+
+One optimizer step = `batch_size` sequences, split into micro-batches of `micro_batch`
+per process, gradients accumulated. The step's loss is the sum of token losses divided
+by the number of target tokens in the whole step (counted across micro-batches and
+processes first), so 8 micro-batches of 1 give the same gradients as 1 of 8 (tested),
+whatever the padding. Then: gradient-norm clipping, the learning rate from the
+schedule, AdamW. bf16 autocast where the hardware runs it fast (fp32 otherwise),
+optional `torch.compile`.
+
+Along the way: a progress bar with loss, tokens/s and ETA; metrics to
+`RUN/metrics.jsonl`; validation loss (and bits per byte) every `eval_every` steps; early
+stopping after `patience` evaluations without improvement; a checkpoint every
+`save_every` steps, at the end, and on SIGINT/SIGTERM (then it stops). A non-finite
+loss stops the run with a clear message before the optimizer step, so no checkpoint
+ever holds non-finite weights.
+
+Several processes (`torchrun --nproc_per_node=N chatforge pretrain ...`): the model is
+wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU), each process draws its
+own share of every batch, gradients are averaged, and only rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+from chatforge.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from chatforge.config import opt
+from chatforge.errors import ConfigError, UserError
+from chatforge.model import GPT
+from chatforge.optim import OptimConfig, lr_at
+from chatforge.tracking import RunLog
+from chatforge.ui import QUIET, UI
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
+
+
+@dataclass
+class TrainConfig:
+    """The optimization loop (shared by pretrain, sft and dpo)."""
+
+    steps: int = opt(500, "optimizer steps", ge=1)
+    batch_size: int = opt(16, "sequences per optimizer step, all processes together", ge=1)
+    micro_batch: int = opt(0, "sequences per forward pass and process (0 = the whole share: no accumulation)", ge=0)
+    dtype: Literal["auto", "bf16", "fp32"] = opt("auto", "compute dtype: bf16 autocast where the hardware supports it (auto), or fp32")
+    compile: bool = opt(False, "torch.compile the model (helps some shapes; measure)")
+    eval_every: int = opt(100, "validate every N steps (0 = only at the end)", ge=0)
+    eval_batches: int = opt(10, "batches per validation", ge=1)
+    save_every: int = opt(100, "checkpoint every N steps (0 = only at the end)", ge=0)
+    keep_last: int = opt(2, "checkpoints kept (plus the best by validation loss)", ge=1)
+    patience: int = opt(0, "stop after N validations without improvement (0 = never stop early)", ge=0)
+    log_every: int = opt(10, "write metrics every N steps", ge=1)
+    optim: OptimConfig = opt(default_factory=OptimConfig)
+
+
+class Batches(Protocol):
+    """A resumable stream of training batches for this process."""
+
+    def next_batch(self, n: int) -> Batch: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Dist:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """Join the process group if started by torchrun (RANK/WORLD_SIZE set), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device, backend = torch.device("cuda", local), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+        # Each process gets its share of the cores instead of all of them each.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend)
+    return Dist(rank, world, local, device)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (fast) here."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # recent x86 CPUs with AVX512-BF16 / AMX, and ARM with BF16
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast for `dtype` (auto: when supported), else nothing."""
+    use = dtype == "bf16" or (dtype == "auto" and bf16_supported(device))
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def lm_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+    """Next-token cross entropy summed over target tokens (targets == -100 are skipped), and their count."""
+    logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"))
+    targets = batch["targets"]
+    loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum")
+    return loss, int((targets != -100).sum())
+
+
+def batch_count(batch: Batch) -> int:
+    """What a batch's loss is averaged over: target tokens (LM losses) or rows (e.g. DPO pairs)."""
+    if "targets" in batch:
+        return int((batch["targets"] != -100).sum())
+    return int(next(iter(batch.values())).shape[0])
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class StepStats:
+    loss: float
+    grad_norm: float
+    tokens: int
+
+
+def train_step(
+    model: nn.Module,
+    micro_batches: list[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: LossFn,
+    grad_clip: float,
+    dtype: str,
+    dist: Dist,
+) -> StepStats:
+    """One optimizer step over `micro_batches` (this process's share): accumulate, clip, step.
+
+    Loss = sum of token losses / target tokens of the whole step across processes, so the
+    gradient does not depend on how the step is split into micro-batches or processes.
+    Raises NonFiniteLoss before touching the weights if the loss is NaN or infinite.
+    """
+    total = torch.tensor([float(sum(batch_count(b) for b in micro_batches))])
+    if dist.world > 1:
+        tdist.all_reduce(total)
+    total_tokens = max(1.0, float(total.item()))
+    loss_sum = torch.zeros(())
+    for i, batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last or dist.world == 1 else model.no_sync()  # type: ignore[operator]
+        with sync, autocast(dtype, dist.device):
+            loss, _n = loss_fn(model, batch)
+            # DDP averages gradients over processes; scale back to the global token mean.
+            (loss * (dist.world / total_tokens)).backward()
+        loss_sum += loss.detach().float()
+    if dist.world > 1:
+        tdist.all_reduce(loss_sum)
+    mean_loss = float(loss_sum) / total_tokens
+    if not math.isfinite(mean_loss):
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteLoss(f"the loss became {mean_loss}")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteLoss(f"the gradient norm became {float(norm)}")
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return StepStats(mean_loss, float(norm), int(total_tokens))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[Batch], *, loss_fn: LossFn, dtype: str, dist: Dist) -> float:
+    """Mean token loss over `batches` (summed over processes)."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(2)
+    for batch in batches:
+        with autocast(dtype, dist.device):
+            loss, n = loss_fn(model, batch)
+        total += torch.tensor([float(loss), float(n)])
+    if dist.world > 1:
+        tdist.all_reduce(total)
+    model.train(was_training)
+    return float(total[0] / max(total[1], 1.0))
+
+
+@dataclass
+class FitResult:
+    steps: int
+    final_loss: float
+    best_val: float | None
+    best_checkpoint: str | None
+    stopped: str  # "done", "early_stopping" or "signal"
+    seconds: float
+    tokens: int
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the loop saves a checkpoint and stops at the end of the step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def fit(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    train: Batches,
+    cfg: TrainConfig,
+    *,
+    run_dir: Path,
+    log: RunLog,
+    val: Callable[[], Iterator[Batch]] | None = None,
+    loss_fn: LossFn = lm_loss,
+    dist: Dist | None = None,
+    resume: bool = False,
+    bytes_per_token: float | None = None,
+    ui: UI = QUIET,
+    stage: str = "train",
+    extra_state: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train `model` for `cfg.steps` optimizer steps (from the latest checkpoint if `resume`)."""
+    dist = dist or Dist()
+    world_share = cfg.batch_size // dist.world
+    if cfg.batch_size % dist.world:
+        raise ConfigError(f"train.batch_size: must be a multiple of the number of processes ({dist.world}), got {cfg.batch_size}")
+    micro = cfg.micro_batch or world_share
+    if world_share % micro:
+        raise ConfigError(f"train.micro_batch: must divide the per-process batch ({world_share}), got {micro}")
+    n_micro = world_share // micro
+
+    state: dict[str, Any] = {"step": 0, "best_val": None, "best_checkpoint": None, "bad_evals": 0, "tokens": 0}
+    if resume:
+        ck = find_checkpoint(run_dir, ui.warn)
+        if ck is None:
+            ui.warn(f"{run_dir}: no checkpoint to resume from; starting from scratch")
+        else:
+            loaded = load_checkpoint(ck, model, optimizer)
+            train.load_state_dict(loaded["data"])
+            state.update({k: loaded[k] for k in state if k in loaded})
+            ui.note(f"resumed from {ck} (step {state['step']})")
+    net: nn.Module = model
+    if cfg.compile:
+        net = torch.compile(model)  # type: ignore[assignment]
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+    net.train()
+
+    def save(step: int) -> None:
+        if not dist.main:
+            return
+        keep = {state["best_checkpoint"]} if state["best_checkpoint"] else set()
+        save_checkpoint(run_dir, step, model, optimizer, {**state, "data": train.state_dict(), "stage": stage, **(extra_state or {})}, keep_last=cfg.keep_last, keep=keep)
+
+    def validate(step: int) -> tuple[bool, bool]:
+        """Validation loss: (improved on the best so far, stop early now)."""
+        if val is None:
+            return False, False
+        loss = evaluate(net, _take(val(), cfg.eval_batches), loss_fn=loss_fn, dtype=cfg.dtype, dist=dist)
+        record: dict[str, Any] = {"step": step, "val_loss": loss}
+        if bytes_per_token:
+            record["val_bpb"] = loss / math.log(2) / bytes_per_token
+        log.log(**record)
+        if state["best_val"] is None or loss < state["best_val"]:
+            state["best_val"], state["bad_evals"] = loss, 0
+            state["best_checkpoint"] = f"step_{step:06d}"
+            return True, False
+        state["bad_evals"] += 1
+        return False, bool(cfg.patience) and state["bad_evals"] >= cfg.patience
+
+    start_step = state["step"]
+    t0 = time.perf_counter()
+    tokens_window, t_window = 0, time.perf_counter()
+    stopped, last_loss = "done", float("nan")
+    with _StopFlag() as flag, ui.progress(stage, total=cfg.steps, unit="steps") as advance:
+        advance(start_step)
+        step = start_step
+        while step < cfg.steps:
+            lr = lr_at(step, cfg.steps, cfg.optim)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = [train.next_batch(micro) for _ in range(n_micro)]
+            try:
+                stats = train_step(net, batches, optimizer, loss_fn=loss_fn, grad_clip=cfg.optim.grad_clip, dtype=cfg.dtype, dist=dist)
+            except NonFiniteLoss as e:
+                good = state["best_checkpoint"] or "none yet"
+                raise NonFiniteLoss(
+                    f"{stage}: {e} at step {step + 1}; nothing was saved from this step (last checkpoint: {good}). "
+                    "Lower the learning rate (--train.optim.lr) or check the data."
+                ) from None
+            step += 1
+            state["step"] = step
+            state["tokens"] += stats.tokens
+            tokens_window += stats.tokens
+            last_loss = stats.loss
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                log.log(step=step, loss=stats.loss, lr=lr, grad_norm=stats.grad_norm, tokens=state["tokens"], tok_per_s=tokens_window / max(now - t_window, 1e-9))
+                tokens_window, t_window = 0, now
+            advance(1, status=f"loss {stats.loss:.3f}  lr {lr:.1e}")
+            improved, early = False, False
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                improved, early = validate(step)
+            if improved or flag.signal is not None or early or step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0):
+                save(step)  # the best checkpoint is always saved (and kept by pruning)
+            if early:
+                stopped = "early_stopping"
+                ui.note(f"{stage}: no improvement in {cfg.patience} validations; stopping early at step {step}")
+                break
+            if flag.signal is not None:
+                stopped = "signal"
+                ui.note(f"{stage}: stopped by signal {flag.signal} at step {step}; checkpoint saved, resume with --resume")
+                break
+    return FitResult(step, last_loss, state["best_val"], state["best_checkpoint"], stopped, time.perf_counter() - t0, state["tokens"])
+
+
+def _take(it: Iterator[Batch], n: int) -> Iterator[Batch]:
+    for i, b in enumerate(it):
+        if i >= n:
+            return
+        yield b

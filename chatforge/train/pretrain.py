@@ -1,0 +1,220 @@
+"""`chatforge pretrain`: next-token pretraining of the GPT on text (and rendered conversations).
+
+    chatforge pretrain --config configs/pretrain-cpu-tiny.yaml --data data/clean/kb data/clean/conversations \\
+        --tokenizer runs/tokenizer --out runs/pretrain
+    chatforge pretrain ... --resume                  # continue from the latest checkpoint
+    torchrun --nproc_per_node=2 -m chatforge pretrain ...   # several processes (DDP)
+
+Every row of the input datasets becomes one document: a text row is `<|bos|> text
+<|eos|>`; a conversation is rendered with the chat template (so the model meets the
+chat format early) and ends with `<|eos|>`. Documents are tokenized once into a token
+file in the run dir (reused on resume), a share of them (by a hash of their id) held
+out for validation. Training rows are windows of `block_size + 1` tokens cut from the
+concatenated stream, visited in a seeded random order per epoch; the position in that
+order is saved in every checkpoint, so a resumed run sees exactly the batches an
+uninterrupted one would have.
+
+The run dir holds `config.json` (resolved), `metrics.jsonl`, `checkpoints/` and, at
+the end, `model/` (a Hugging Face model dir with the tokenizer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chatforge.atomic import atomic_write_json, fsync_dir
+from chatforge.checkpoint import checkpoint_weights, save_model_dir
+from chatforge.config import opt, to_dict
+from chatforge.data.dataset import open_dataset
+from chatforge.data.steps import row_texts
+from chatforge.errors import ConfigError, UserError
+from chatforge.model import GPT, ModelConfig
+from chatforge.optim import make_optimizer
+from chatforge.tokenizer import Tokenizer
+from chatforge.tracking import RunLog
+from chatforge.train.data import TokenWindows, val_batches
+from chatforge.train.loop import TrainConfig, fit, init_distributed
+from chatforge.ui import QUIET, UI
+
+
+@dataclass
+class PretrainConfig:
+    """`chatforge pretrain`: train the GPT to predict the next token."""
+
+    data: list[str] = opt(default_factory=list, help="datasets to train on (text, conversations or preferences)", required=True, metavar="DIR")
+    tokenizer: str = opt("", "tokenizer dir (from `chatforge tokenizer train`)", required=True)
+    out: str = opt("", "run dir: checkpoints, metrics.jsonl, and the final model in OUT/model", required=True)
+    val_data: list[str] = opt(default_factory=list, help="validation datasets (default: hold out --val-fraction of the documents)", metavar="DIR")
+    val_fraction: float = opt(0.05, "share of documents held out for validation when --val-data is not given", ge=0, lt=1)
+    seed: int = opt(0, "random seed (initial weights, data order, dropout)")
+    resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
+    overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    model: ModelConfig = opt(default_factory=ModelConfig)
+    train: TrainConfig = opt(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.resume and self.overwrite:
+            raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
+
+
+# -- tokens on disk --------------------------------------------------------------------
+
+
+def documents(row: dict[str, Any], kind: str, tok: Tokenizer) -> list[int]:
+    """The token ids of one row as a pretraining document."""
+    if kind == "text":
+        return [tok.bos_id, *tok.encode(row["text"]), tok.eos_id]
+    if kind == "conversations":
+        ids, _ = tok.render(row["messages"])
+    else:
+        ids, _ = tok.render([*row["prompt"], {"role": "assistant", "content": row["chosen"]}])
+    return [*ids, tok.eos_id]
+
+
+def _is_val(row_id: str, fraction: float) -> bool:
+    return fraction > 0 and int.from_bytes(hashlib.sha256(row_id.encode()).digest()[:8], "big") / 2**64 < fraction
+
+
+def tokenize_to_files(
+    datasets: list[str], val_datasets: list[str], val_fraction: float, tok: Tokenizer, out: Path, ui: UI
+) -> dict[str, Any]:
+    """Write OUT/train.bin and OUT/val.bin (token ids, uint16 or uint32) and their meta; reuse them if up to date."""
+    dsets = [open_dataset(d) for d in datasets]
+    vsets = [open_dataset(d) for d in val_datasets]
+    tok_hash = hashlib.sha256((Path(tok.path) / "tokenizer.json").read_bytes()).hexdigest() if tok.path else "?"
+    key = {
+        "datasets": [d.content_hash for d in dsets],
+        "val_datasets": [d.content_hash for d in vsets],
+        "val_fraction": val_fraction if not vsets else None,
+        "tokenizer": tok_hash,
+    }
+    meta_path = out / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key and (out / "train.bin").is_file():
+            return dict(meta)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if tok.vocab_size <= 65535 else np.uint32
+    counts = {"train": 0, "val": 0}
+    nbytes = {"train": 0, "val": 0}
+    files = {name: open(out / f"{name}.bin.tmp", "wb") for name in ("train", "val")}  # noqa: SIM115
+    try:
+        total = sum(d.num_rows for d in dsets + vsets)
+        with ui.progress("tokenize", total=total) as advance:
+            for split_sets, fixed in ((dsets, None), (vsets, "val")):
+                for ds in split_sets:
+                    for batch in ds.iter_batches(1000):
+                        for row in batch:
+                            name = fixed or ("val" if not vsets and _is_val(row["id"], val_fraction) else "train")
+                            ids = documents(row, ds.kind, tok)
+                            np.asarray(ids, dtype=dtype).tofile(files[name])
+                            counts[name] += len(ids)
+                            nbytes[name] += sum(len(t.encode("utf-8")) for t in row_texts(row, ds.kind))
+                        advance(len(batch))
+    finally:
+        for f in files.values():
+            f.flush()
+            f.close()
+    for name in files:
+        (out / f"{name}.bin.tmp").replace(out / f"{name}.bin")
+    fsync_dir(out)
+    meta = {"key": key, "dtype": np.dtype(dtype).name, "tokens": counts, "bytes": nbytes}
+    atomic_write_json(meta_path, meta)
+    return meta
+
+
+# -- the stage -------------------------------------------------------------------------
+
+
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """An existing run dir is continued only with --resume and started over only with --overwrite."""
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise UserError(f"{out}: run dir exists; pass --resume to continue it or --overwrite to start over")
+    if overwrite and out.exists():
+        if not (out / "config.json").is_file():
+            raise UserError(f"{out}: exists and is not a run dir; refusing to delete it (choose another --out)")
+        import shutil
+
+        for sub in ("checkpoints", "model", "metrics.jsonl"):
+            p = out / sub
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
+    """Run `pretrain`; returns a summary (also in OUT/summary.json)."""
+    dist = init_distributed()
+    out = Path(cfg.out)
+    if dist.main:
+        prepare_run_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
+    tok = Tokenizer.load(cfg.tokenizer)
+    if cfg.model.vocab_size != tok.vocab_size:
+        cfg.model.vocab_size = tok.vocab_size
+    torch.manual_seed(cfg.seed)
+    model = GPT(cfg.model).to(dist.device)
+    optimizer = make_optimizer(model, cfg.train.optim)
+    if dist.main:
+        meta = tokenize_to_files(cfg.data, cfg.val_data, cfg.val_fraction, tok, out / "tokens", ui)
+    if dist.world > 1:
+        torch.distributed.barrier()
+        meta = json.loads((out / "tokens" / "meta.json").read_text())
+    seq = cfg.model.block_size
+    train = TokenWindows(out / "tokens" / "train.bin", meta["dtype"], seq, cfg.seed, dist)
+    has_val = meta["tokens"]["val"] > seq
+    micro = cfg.train.micro_batch or cfg.train.batch_size // dist.world
+    val = (lambda: val_batches(out / "tokens" / "val.bin", meta["dtype"], seq, micro, dist)) if has_val else None
+    bpt = meta["bytes"]["val"] / meta["tokens"]["val"] if has_val else None
+    log = RunLog(out, stage="pretrain", config=to_dict(cfg), enabled=dist.main, resume_step=None if not cfg.resume else _checkpoint_step(out))
+    ui.note(
+        f"pretrain: {model.num_params() / 1e6:.2f}M parameters, {meta['tokens']['train']:,} training tokens "
+        f"({train.n_windows:,} rows of {seq}), {meta['tokens']['val']:,} validation tokens"
+    )
+    try:
+        result = fit(model, optimizer, train, cfg.train, run_dir=out, log=log, val=val, dist=dist, resume=cfg.resume, bytes_per_token=bpt, ui=ui, stage="pretrain")
+    finally:
+        log.close()
+    summary = {
+        "params": model.num_params(),
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "final_loss": result.final_loss,
+        "best_val_loss": result.best_val,
+        "best_val_bpb": (result.best_val / math.log(2) / bpt) if (result.best_val and bpt) else None,
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 1),
+        "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+    }
+    if dist.main and result.stopped != "signal":
+        if result.stopped == "early_stopping" and result.best_checkpoint:
+            # Early stopping: the model is the best checkpoint's, not the last step's.
+            weights = checkpoint_weights(out / "checkpoints" / result.best_checkpoint)
+            model.load_state_dict(weights, strict=False)
+        save_model_dir(out / "model", model, tokenizer_dir=cfg.tokenizer, info={"stage": "pretrain", "summary": summary}, overwrite=True)
+        atomic_write_json(out / "summary.json", summary)
+        ui.note(
+            f"pretrain done: {result.steps} steps, {result.tokens:,} tokens in {summary['seconds']}s "
+            f"({summary['tokens_per_s']:,.0f} tok/s), loss {result.final_loss:.3f}"
+            + (f", val {result.best_val:.3f} ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")
+            + f" -> {out / 'model'}"
+        )
+    if dist.world > 1:
+        torch.distributed.barrier()
+    return summary
+
+
+def _checkpoint_step(out: Path) -> int | None:
+    latest = out / "checkpoints" / "latest"
+    if not latest.is_file():
+        return None
+    try:
+        return int(latest.read_text().strip().split("_")[1])
+    except (IndexError, ValueError):
+        return None

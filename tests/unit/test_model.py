@@ -1,0 +1,115 @@
+"""The GPT: Hugging Face parity, causality, packing masks, KV cache, GQA, config checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from chatforge.errors import ConfigError
+from chatforge.model import GPT, KVCache, ModelConfig
+
+torch.manual_seed(0)
+
+
+def tiny(**kw) -> ModelConfig:
+    base = dict(vocab_size=257, n_layer=2, n_embd=64, n_head=4, block_size=64)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def hf_twin(model: GPT) -> LlamaForCausalLM:
+    cfg = {k: v for k, v in model.cfg.to_hf().items() if k not in ("architectures", "model_type", "torch_dtype")}
+    hf = LlamaForCausalLM(LlamaConfig(**cfg)).eval()
+    result = hf.load_state_dict(model.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    return hf
+
+
+@pytest.mark.parametrize(("kv", "tie", "attention"), [(4, True, "manual"), (2, False, "sdpa"), (1, True, "sdpa"), (2, True, "manual")])
+def test_logits_match_transformers_llama(kv, tie, attention):
+    model = GPT(tiny(n_kv_head=kv, tie_embeddings=tie, attention=attention)).eval()
+    hf = hf_twin(model)
+    idx = torch.randint(0, 257, (3, 50))
+    with torch.no_grad():
+        ours, theirs = model(idx), hf(idx).logits
+    assert ours.shape == (3, 50, 257)
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_future_tokens_do_not_change_past_logits():
+    model = GPT(tiny()).eval()
+    idx = torch.randint(0, 257, (2, 40))
+    changed = idx.clone()
+    changed[:, 25:] = torch.randint(0, 257, (2, 15))
+    with torch.no_grad():
+        a, b = model(idx), model(changed)
+    assert torch.allclose(a[:, :25], b[:, :25], atol=1e-6)
+    assert not torch.allclose(a[:, 25:], b[:, 25:], atol=1e-3)
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_packed_documents_do_not_attend_to_each_other(attention):
+    """Two documents packed in one row (positions restarting) give the same logits as each alone."""
+    model = GPT(tiny(attention=attention)).eval()
+    a, b = torch.randint(0, 257, (1, 17)), torch.randint(0, 257, (1, 23))
+    packed = torch.cat([a, b], dim=1)
+    doc = torch.tensor([[0] * 17 + [1] * 23])
+    pos = torch.tensor([list(range(17)) + list(range(23))])
+    with torch.no_grad():
+        together = model(packed, position_ids=pos, doc_ids=doc)
+        alone_a, alone_b = model(a), model(b)
+    assert torch.allclose(together[:, :17], alone_a, atol=1e-5)
+    assert torch.allclose(together[:, 17:], alone_b, atol=1e-5)
+
+
+@pytest.mark.parametrize("kv", [4, 2])
+def test_kv_cache_equals_full_recomputation(kv):
+    model = GPT(tiny(n_kv_head=kv)).eval()
+    idx = torch.randint(0, 257, (2, 30))
+    with torch.no_grad():
+        full = model(idx)
+        cache = KVCache(model.cfg, batch=2, max_len=64, dtype=torch.float32)
+        prefill = model(idx[:, :20], cache=cache)
+        steps = [model(idx[:, t : t + 1], cache=cache) for t in range(20, 30)]
+    assert cache.length == 30
+    assert torch.allclose(prefill, full[:, :20], atol=1e-5)
+    assert torch.allclose(torch.cat(steps, dim=1), full[:, 20:], atol=1e-5)
+
+
+def test_parameter_count_and_tied_weights():
+    cfg = tiny()
+    model = GPT(cfg)
+    assert model.num_params() == cfg.num_params()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    untied = GPT(tiny(tie_embeddings=False))
+    assert untied.num_params() == tiny(tie_embeddings=False).num_params() == cfg.num_params() + 257 * 64
+
+
+def test_dropout_only_in_training():
+    model = GPT(tiny(dropout=0.5))
+    idx = torch.randint(0, 257, (1, 20))
+    model.train()
+    assert not torch.allclose(model(idx), model(idx))
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(idx), model(idx))
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (dict(n_embd=65, n_head=4), "must be a multiple of model.n_head"),
+        (dict(n_head=4, n_kv_head=3), "must divide model.n_head"),
+        (dict(n_embd=12, n_head=4), "head size must be even"),
+        (dict(attention="flash"), "must be one of auto, sdpa, manual"),
+    ],
+)
+def test_bad_shapes_are_config_errors(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        GPT(tiny(**kw))
+
+
+def test_too_long_sequence_is_refused():
+    with pytest.raises(ValueError, match="longer than block_size"):
+        GPT(tiny(block_size=16))(torch.zeros(1, 17, dtype=torch.long))
