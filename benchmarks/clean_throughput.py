@@ -168,6 +168,9 @@ def main() -> None:
     results["memory_growth_full"] = b["ours_full"]["peak_rss_mb"] / a["ours_full"]["peak_rss_mb"]
     results["target_mb_per_s"] = 10.0
     print(f"\npeak memory at {b['input_mb_jsonl']} MB vs {a['input_mb_jsonl']} MB input: x{results['memory_growth_full']:.2f}")
+    verdict = "meets" if b["ours_full"]["mb_per_s"] >= results["target_mb_per_s"] else "MISSES"
+    print(f"full chain: {b['ours_full']['mb_per_s']:.2f} MB/s {verdict} the {results['target_mb_per_s']:.0f} MB/s target")
+    results["meets_target"] = verdict == "meets"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clean_throughput.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -31,13 +31,14 @@ can run the same chain: see `clean_rows` and the README ("Cleaning at scale").
 from __future__ import annotations
 
 import concurrent.futures as cf
+import difflib
 import hashlib
 import json
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,9 +55,10 @@ from chatforge.data.filters import (
     ToxicityConfig,
     ToxicityFilter,
 )
-from chatforge.data.normalize import NormalizeConfig, Normalizer
+from chatforge.data.normalize import NormalizeConfig, Normalizer, normalize_text
 from chatforge.data.pii import Anonymizer, PIIConfig
 from chatforge.data.steps import Outcome, Row, dedup_text, row_texts
+from chatforge.errors import UserError
 from chatforge.ui import QUIET, UI
 
 STEP_ORDER = ("normalize", "pii", "quality", "language", "toxicity", "dedup")
@@ -231,6 +233,18 @@ class StepStats:
         }
 
 
+def _edits(before: str, after: str, mask: Callable[[list[str]], list[str]], limit: int = 8) -> list[list[str]]:
+    """The changed fragments of a text, [removed, inserted] pairs, each masked and shortened."""
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+        if op != "equal":
+            old, new = mask([before[i1:i2][:80], after[j1:j2][:80]])
+            out.append([old, new])
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _diff_texts(before: list[str], after: list[str]) -> list[dict[str, str]]:
     return [{"before": b, "after": a} for b, a in zip(before, after, strict=False) if a != b]
 
@@ -243,18 +257,23 @@ def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
     workers = min(workers, max(1, -(-src.num_rows // cfg.batch_rows)))  # no idle processes for small data
     stats = {name: StepStats(name) for name in STEP_ORDER}
     enabled = [name for name, _ in build_steps(cfg)] + (["dedup"] if dedup_enabled(cfg) else [])
-    masker = Anonymizer(cfg.pii) if getattr(cfg.pii, "enabled", True) else None
+    if Path(cfg.out).resolve() == src.path.resolve():
+        raise UserError(f"{cfg.out}: is the input dataset; write the cleaned version to another --out (the input is never changed)")
+    # Report examples are read by people: every text shown is normalized (so encoded PII
+    # like "grace&#64;example.com" becomes visible to the detector) and then anonymized,
+    # even when the chain itself has these steps turned off.
+    masker = Anonymizer(replace(cfg.pii, enabled=True, mode="mask"))
+    display_norm = NormalizeConfig()
 
     def mask(texts: list[str]) -> list[str]:
-        # Report examples are read by people: never show them the PII the chain removes.
-        return masker.anonymize_texts(texts)[0] if masker is not None else texts
+        return [_clip(t) for t in masker.anonymize_texts([normalize_text(t, display_norm) for t in texts])[0]]
 
     t0 = time.perf_counter()
     rows_out = 0
     with DatasetWriter(
         cfg.out,
         kind,
-        created_by={"command": "data clean", "config": to_dict(cfg)},
+        created_by={"command": "data clean", "config": recorded_config(cfg)},
         parents=[src.content_hash],
         overwrite=cfg.overwrite,
     ) as writer, DedupIndex(cfg.dedup) as index, ui.progress("clean", total=src.num_rows) as advance:
@@ -291,7 +310,7 @@ def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
         report = {
             "input": {"path": str(src.path), "content_hash": src.content_hash, "rows": src.num_rows, "kind": kind},
             "rows_out": rows_out,
-            "steps": [{"name": n, "config": to_dict(getattr(cfg, n)), **stats[n].summary()} for n in enabled],
+            "steps": [{"name": n, "config": recorded_config(cfg)[n], **stats[n].summary()} for n in enabled],
             "seconds": round(time.perf_counter() - t0, 2),
             "workers": workers,
         }
@@ -308,6 +327,18 @@ def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
         print_examples(examples, ui)
     ui.note(f"cleaned {src.num_rows:,} rows -> {rows_out:,} kept in {report['seconds']:.1f}s -> {cfg.out} (report: {Path(cfg.out) / 'clean_report.md'})")
     return writer.manifest
+
+
+def recorded_config(cfg: CleanConfig) -> dict[str, Any]:
+    """The config as recorded in manifests and reports: the hash-mode salt is a secret."""
+    d = to_dict(cfg)
+    if d["pii"].get("salt"):
+        d["pii"]["salt"] = "<redacted>"
+    return d
+
+
+def _clip(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
 
 
 def _account(
@@ -336,7 +367,11 @@ def _account(
                     st.changed_examples.append({"id": res.id, "flagged": mask(example[0])})
                     continue
                 if name == "pii":  # the text before anonymization is exactly what must not be shown
-                    shown = [{"after": c["after"]} for c in changes]
+                    shown = [{"after": _clip(c["after"])} for c in changes]
+                elif name == "normalize":
+                    # Show what changed as small edits plus the (masked) result: the raw
+                    # text before normalization may hide PII from the detector.
+                    shown = [{"edits": _edits(c["before"], c["after"], mask), "after": mask([c["after"]])[0]} for c in changes]
                 else:
                     shown = [{"before": mask([c["before"]])[0], "after": mask([c["after"]])[0]} for c in changes]
                 st.changed_examples.append({"id": res.id, "changes": shown})
@@ -365,7 +400,10 @@ def render_report_md(report: dict[str, Any], examples: dict[str, Any]) -> str:
             if "flagged" in e:
                 lines.append(f"- flagged `{e['id']}`: `{_one_line(' | '.join(e['flagged']))}`")
             for c in e.get("changes", []):
-                if "before" in c:
+                if "edits" in c:
+                    edits = "; ".join(f"`{_one_line(a, 60)}` -> `{_one_line(b, 60)}`" for a, b in c["edits"])
+                    lines += [f"- changed `{e['id']}`: {edits}", f"  - after: `{_one_line(c['after'])}`"]
+                elif "before" in c:
                     lines += [f"- changed `{e['id']}`:", f"  - before: `{_one_line(c['before'])}`", f"  - after: `{_one_line(c['after'])}`"]
                 else:
                     lines.append(f"- anonymized `{e['id']}`: `{_one_line(c['after'])}`")
@@ -406,7 +444,10 @@ def print_examples(examples: dict[str, Any], ui: UI) -> None:
             if "flagged" in e:
                 ui.out.print(Text.assemble((f"{name} flagged: ", "bold"), _one_line(" | ".join(e["flagged"]), 200)))
             for c in e.get("changes", []):
-                if "before" in c:
+                if "edits" in c:
+                    edits = "; ".join(f"{_one_line(a, 40)!r} -> {_one_line(b, 40)!r}" for a, b in c["edits"])
+                    ui.out.print(Text.assemble((f"{name} changed: ", "bold"), edits))
+                elif "before" in c:
                     ui.out.print(
                         Text.assemble((f"{name} changed: ", "bold"), (_one_line(c["before"], 200), "red"), " -> ", (_one_line(c["after"], 200), "green"))
                     )

@@ -163,7 +163,7 @@ class DatasetWriter:
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> DatasetWriter:
         self.staging = self._stack.enter_context(
-            staged_dir(self.out_dir, overwrite=self.overwrite, replaceable=is_dataset_dir, what="a dataset")
+            staged_dir(self.out_dir, overwrite=self.overwrite, replaceable=self._replaceable, what=f"a {self.kind} dataset")
         )
         (self.staging / DATA_DIR).mkdir()
         return self
@@ -179,6 +179,16 @@ class DatasetWriter:
                 raise
         self._close_writer()
         return bool(self._stack.__exit__(exc_type, exc, tb))
+
+    def _replaceable(self, path: Path) -> bool:
+        """--overwrite replaces only a dataset of the same kind (never other files, never a
+        dataset of another kind written there by mistake)."""
+        if not is_dataset_dir(path):
+            return False
+        try:
+            return bool(json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind") == self.kind)
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return False
 
     # -- writing ---------------------------------------------------------------------
     @property

@@ -266,9 +266,22 @@ class DedupIndex:
     are read back only for the few rows that turn out to be candidates.
     """
 
-    def __init__(self, cfg: DedupConfig, directory: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DedupConfig,
+        directory: str | None = None,
+        *,
+        candidate_threshold: float | None = None,
+        verify_threshold: float | None = None,
+    ) -> None:
+        """`candidate_threshold`: the similarity the LSH bands are tuned for (default: the
+        threshold); lower finds more candidates (higher recall, more comparisons).
+        `verify_threshold`: the signature agreement that makes a candidate a duplicate
+        (default: the threshold); a leakage check sets it a little lower, to err on the
+        side of dropping."""
         self.cfg = cfg
-        self.bands, self.rows = lsh_params(cfg.threshold, cfg.num_perm, 0.2, 0.8)
+        self.verify_threshold = cfg.threshold if verify_threshold is None else verify_threshold
+        self.bands, self.rows = lsh_params(candidate_threshold or cfg.threshold, cfg.num_perm, 0.2, 0.8)
         self._tmp = tempfile.TemporaryDirectory(prefix="chatforge-dedup-", dir=directory)
         self._sig_file = open(os.path.join(self._tmp.name, "signatures.bin"), "w+b")  # noqa: SIM115
         self._ids = sqlite3.connect(os.path.join(self._tmp.name, "ids.db"))
@@ -300,9 +313,12 @@ class DedupIndex:
             out.update(self._ids.execute(f"SELECT row, id FROM ids WHERE row IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return out
 
-    def check(self, ids: list[str], keys: list[bytes], sigs: np.ndarray | None, *, insert: bool = True) -> list[Verdict]:
+    def check(
+        self, ids: list[str], keys: list[bytes], sigs: np.ndarray | None, *, insert: bool = True, insert_all: bool = False
+    ) -> list[Verdict]:
         """Verdicts for a batch of rows in order; kept rows join the index unless `insert` is False
-        (then rows are only compared with the index, not with each other)."""
+        (then rows are only compared with the index, not with each other). With `insert_all`,
+        duplicates join it too (a leakage index must hold every held-out row)."""
         cfg, n = self.cfg, len(ids)
         near = cfg.near and sigs is not None and n > 0
         ckeys = np.array([int.from_bytes(k[:8], "little", signed=True) for k in keys], dtype=np.int64)
@@ -329,12 +345,11 @@ class DedupIndex:
         new_rows: list[int] = []
         cache: dict[int, np.ndarray] = {}
         for i in range(n):
-            if cfg.exact:
-                r = exact_of.get(i, batch_exact.get(int(ckeys[i])))
-                if r is not None:
-                    found.append(("duplicate", r, 1.0))
-                    continue
-            if near and not empty[i]:
+            verdict: tuple[str | None, int, float] = (None, -1, 1.0)
+            r = exact_of.get(i, batch_exact.get(int(ckeys[i]))) if cfg.exact else None
+            if r is not None:
+                verdict = ("duplicate", r, 1.0)
+            elif near and not empty[i]:
                 assert sigs is not None
                 cand = shared[i]
                 for k in bkeys[i].tolist():
@@ -344,17 +359,16 @@ class DedupIndex:
                     order = sorted(cand, key=lambda r: (-cand[r], r))[:MAX_CANDIDATES]
                     cache.update(self._read_sigs([r for r in order if r not in cache]))
                     similarity = (np.stack([cache[r] for r in order]) == sigs[i]).mean(axis=1)
-                    hits = np.flatnonzero(similarity >= cfg.threshold)
+                    hits = np.flatnonzero(similarity >= self.verify_threshold)
                     if len(hits):
-                        found.append(("near_duplicate", order[int(hits[0])], float(similarity[hits[0]])))
-                        continue
-            found.append((None, -1, 1.0))
-            if not insert:
+                        verdict = ("near_duplicate", order[int(hits[0])], float(similarity[hits[0]]))
+            found.append(verdict)
+            if not insert or (verdict[0] is not None and not insert_all):
                 continue
             row = self._next_row
             self._next_row += 1
             new_rows.append(i)
-            batch_exact[int(ckeys[i])] = row
+            batch_exact.setdefault(int(ckeys[i]), row)
             if near and not empty[i]:
                 assert sigs is not None
                 cache[row] = sigs[i]

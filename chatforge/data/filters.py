@@ -967,7 +967,9 @@ class ToxicityFilter:
             return Outcome.drop("toxic_user", toxic_user=n_toxic)
         if action == "keep":
             return Outcome(row, counts={"toxic_user": n_toxic})
-        flags = list(row["meta"].get("flags", []))
+        raw = row["meta"].get("flags")
+        # Ingested meta may hold anything under "flags": keep what was there, as a list.
+        flags = list(raw) if isinstance(raw, list) else ([] if raw is None else [raw])
         if self.FLAG in flags:
             return Outcome(row, counts={"toxic_user": n_toxic})
         meta = {**row["meta"], "flags": [*flags, self.FLAG]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chatforge.config import opt, to_dict
@@ -70,6 +71,8 @@ def main(cfg: MixConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run `data mix`; returns the new dataset's manifest."""
     parsed = [parse_source(s) for s in cfg.sources]
     datasets = [open_dataset(p) for p, _ in parsed]
+    if any(Path(cfg.out).resolve() == d.path.resolve() for d in datasets):
+        raise UserError(f"{cfg.out}: is one of the sources; write the mixture to another --out")
     kinds = {d.kind for d in datasets}
     if len(kinds) > 1:
         raise UserError("sources hold different kinds of data: " + ", ".join(f"{d.path} ({d.kind})" for d in datasets))

@@ -359,10 +359,16 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
     assert (tmp_path / "qs" / "config.yaml").is_file()
+    clean = open_dataset(tmp_path / "qs" / "data" / "clean" / "conversations")
+    assert 0 < clean.num_rows < 150 and clean.manifest["clean"]["steps"]  # cleaned: duplicates etc. dropped
+    assert (tmp_path / "qs" / "data" / "clean" / "conversations" / "clean_report.md").is_file()
+    train = open_dataset(tmp_path / "qs" / "data" / "splits" / "train")
+    assert train.manifest["parents"] == [clean.content_hash]
     if quiet:
         assert p.stdout == ""
     else:
         assert "where everything was written" in p.stdout and "qs/data/world/conversations" in p.stdout
+        assert "cleaning report" in p.stdout
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 
@@ -395,3 +401,35 @@ def test_seed_is_accepted_by_every_command(tmp_path):
     )
     cf("data", "ingest", str(src), "--out", str(tmp_path / "d"), "--seed", "3", "-q")
     cf("data", "stats", str(tmp_path / "d"), "--seed", "3")
+
+
+def test_cleaning_commands_as_a_user(tmp_path):
+    small = ["--conversations", "300", "--test-conversations", "20", "--heldout-conversations", "20",
+             "--kb-articles", "10", "--preferences", "20", "-q"]
+    cf("data", "synth", "--out", "w", *small, cwd=tmp_path)
+    p = cf("data", "clean", "w/conversations", "--out", "c", "--report", "--workers", "2", cwd=tmp_path)
+    assert "cleaning report" in p.stdout and "dedup" in p.stdout and "pii" in p.stdout
+    assert "pii: " in p.stdout or "<EMAIL_1>" in p.stdout or "<ORDER_1>" in p.stdout  # --report prints examples
+    assert (tmp_path / "c" / "clean_report.md").is_file()
+    cf("data", "augment", "c", "--out", "a", "--copies", "1", "-q", cwd=tmp_path)
+    cf("data", "split", "a", "--out", "s", "-q", cwd=tmp_path)
+    splits = {n: open_dataset(tmp_path / "s" / n).num_rows for n in ("train", "val", "test")}
+    assert splits["train"] > splits["val"] > 0
+    cf("data", "mix", "s/train:0.8", "w/test:0.2", "--out", "m", "--rows", "100", "-q", cwd=tmp_path)
+    assert open_dataset(tmp_path / "m").num_rows == 100
+    anon = subprocess.run([EXE, "data", "anonymize", "-q"], input="mail me at jane.doe@example.com\nThanks,\nJane Doe\n",
+                          capture_output=True, text=True)
+    assert anon.returncode == 0 and "jane.doe@example.com" not in anon.stdout and "<EMAIL_1>" in anon.stdout
+    # mistakes: one line, exit 2, nothing replaced
+    for args, expected in [
+        (["data", "clean", "c", "--out", "c", "--overwrite"], "is the input dataset"),
+        (["data", "mix", "c:1", "--out", "c", "--overwrite"], "is one of the sources"),
+        (["data", "clean", "c", "--out", "w/kb", "--overwrite"], "is not a conversations dataset"),
+        (["data", "split", "c", "--out", "s2", "--val", "0.7", "--test", "0.5"], "val + test: must be < 1"),
+        (["data", "clean", "c", "--out", "x", "--pii.mode", "fuzzy"], "--pii.mode: must be one of"),
+        (["data", "augment", "w/kb", "--out", "x"], "is a text dataset"),
+    ]:
+        r = cf(*args, cwd=tmp_path, check=False)
+        assert r.returncode == 2 and expected in r.stderr.strip().splitlines()[-1], (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert open_dataset(tmp_path / "w" / "kb").kind == "text"

@@ -32,7 +32,7 @@ def test_overwrite_never_replaces_a_folder_of_other_files(tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.txt").write_text("years of work")
-    with pytest.raises(UserError, match="exists and is not a dataset; refusing to replace it"):
+    with pytest.raises(UserError, match="exists and is not a text dataset; refusing to replace it"):
         write_dataset(precious, "text", text_rows("x"), created_by=BY, overwrite=True)
     assert (precious / "thesis.txt").read_text() == "years of work"
     # an empty folder is fine to fill

@@ -110,3 +110,61 @@ def test_rerun_into_existing_output_needs_overwrite(world, tmp_path):
     with pytest.raises(UserError, match="already exists; pass --overwrite"):
         run(root / "test", tmp_path / "t")
     run(root / "test", tmp_path / "t", overwrite="true")
+
+
+def test_cleaning_clean_data_changes_nothing(world, tmp_path):
+    root, _ = world
+    first = run(root / "conversations", tmp_path / "once")
+    second = run(tmp_path / "once", tmp_path / "twice")
+    assert second["content_hash"] == first["content_hash"]
+    assert all(s["changed"] == 0 and not s["dropped"] for s in second["clean"]["steps"])
+
+
+def test_encoded_pii_never_reaches_the_data_or_the_report(tmp_path):
+    """PII hidden by HTML entities, zero-width characters or markup is found after normalizing,
+    and never shown raw in the report (whose examples come from before the PII step)."""
+    rows = [
+        {"id": "r1", "source": "t", "meta": {}, "messages": [
+            {"role": "user", "content": "<p>Write to grace.silva&#64;example.com please, my order is late</p>"},
+            {"role": "assistant", "content": "Sorry about that! Let me check."}]},
+        {"id": "r2", "source": "t", "meta": {}, "messages": [
+            {"role": "user", "content": "call me at +1 312-555-\u200b0147 or use card 4111&nbsp;1111&nbsp;1111&nbsp;1111"},
+            {"role": "assistant", "content": "Thanks, we will call you back today."}]},
+        {"id": "r3", "source": "t", "meta": {}, "messages": [
+            {"role": "user", "content": "<a href='mailto:bob.jones@example.org'>mail</a> is my address &amp; name"},
+            {"role": "assistant", "content": "<br>"}]},
+    ]
+    write_dataset(tmp_path / "raw", "conversations", rows, created_by=BY)
+    run(tmp_path / "raw", tmp_path / "c", examples=5)
+    secrets = ["grace.silva", "312-555", "0147", "4111", "bob.jones"]
+    for row in open_dataset(tmp_path / "c"):
+        text = " ".join(row_texts(row, "conversations"))
+        assert not [s for s in secrets if s in text], text
+    for name in ("clean_report.md", "clean_report.json", "dropped.jsonl", "manifest.json"):
+        body = (tmp_path / "c" / name).read_text()
+        assert not [s for s in secrets if s in body], name
+    md = (tmp_path / "c" / "clean_report.md").read_text()
+    assert "## normalize" in md and "->" in md  # the edits are still shown
+
+
+def test_the_input_is_never_replaced(world, tmp_path):
+    from chatforge.errors import UserError
+
+    root, _ = world
+    write_dataset(tmp_path / "in", "conversations", list(open_dataset(root / "test")), created_by=BY)
+    before = open_dataset(tmp_path / "in").content_hash
+    with pytest.raises(UserError, match="is the input dataset"):
+        run(tmp_path / "in", tmp_path / "in", overwrite="true")
+    write_dataset(tmp_path / "kb", "text", [{"id": "1", "text": "hello there", "source": "s", "meta": {}}], created_by=BY)
+    with pytest.raises(UserError, match="is not a conversations dataset"):
+        run(tmp_path / "in", tmp_path / "kb", overwrite="true")
+    assert open_dataset(tmp_path / "in").content_hash == before
+    assert open_dataset(tmp_path / "kb").kind == "text"
+
+
+def test_hash_mode_salt_is_never_recorded(world, tmp_path):
+    root, _ = world
+    m = run(root / "test", tmp_path / "h", pii__mode="hash", pii__salt="S3cretPepper")
+    for name in ("manifest.json", "clean_report.json", "clean_report.md"):
+        assert "S3cretPepper" not in (tmp_path / "h" / name).read_text()
+    assert m["created_by"]["config"]["pii"]["salt"] == "<redacted>"

@@ -139,3 +139,24 @@ def test_mix_errors(tmp_path):
 def test_plan_counts_sum_to_total():
     assert mix.plan_counts([5, 5, 5], [1, 1, 1], 10) == [4, 3, 3]
     assert sum(mix.plan_counts([1, 2], [0.3, 0.7], 7)) == 7
+
+
+def test_leakage_check_catches_near_copies_at_the_threshold(tmp_path):
+    """Near copies at Jaccard ~0.82 (two words of sixty changed) of val/test rows: all but a rare one caught."""
+    rows = [conv(i) for i in range(1500)]
+    held = [r for r in rows if split.assign(split_key(r, "conversations"), 0.1, 0.1) != "train"]
+    extra = []
+    for k, r in enumerate(held):
+        words = r["messages"][0]["content"].split()
+        words[10], words[45] = "alpha", "omega"
+        e = conv(20_000 + k, " ".join(words))
+        e["messages"][1]["content"] = r["messages"][1]["content"]
+        extra.append(e)
+    write_dataset(tmp_path / "d", "conversations", rows + extra, created_by=BY)
+    out = run_split(tmp_path / "d", tmp_path / "s", val=0.1, test=0.1)
+    train = set(ids(tmp_path / "s" / "train"))
+    planted = [e["id"] for e in extra if split.assign(split_key(e, "conversations"), 0.1, 0.1) == "train"]
+    leaked = [i for i in planted if i in train]
+    assert len(planted) > 150
+    assert len(leaked) <= 0.01 * len(planted), (len(leaked), len(planted))
+    assert out["dropped"]["leak_near_duplicate"] >= len(planted) - len(leaked)
