@@ -37,8 +37,9 @@ class Command:
 
 def _commands() -> list[Command]:
     # Imported here so `chatforge --help` stays fast and a broken stage cannot break others' imports.
-    from chatforge import quickstart
+    from chatforge import quickstart, tokenizer
     from chatforge.data import augment, clean, formats, inspect, mix, pii, split, synth
+    from chatforge.train import pretrain
 
     return [
         Command("data synth", "generate the built-in support world (conversations, KB text, preferences, test splits)", synth.SynthConfig, synth.main),
@@ -51,6 +52,8 @@ def _commands() -> list[Command]:
         Command("data stats", "counts and distributions of a dataset", inspect.StatsConfig, inspect.stats_main),
         Command("data show", "pretty-print rows of a dataset", inspect.ShowConfig, inspect.show_main),
         Command("data export", "write a dataset as JSONL", formats.ExportConfig, formats.export_main),
+        Command("tokenizer train", "train a byte-level BPE tokenizer with the chat format", tokenizer.TokenizerTrainConfig, tokenizer.main),
+        Command("pretrain", "pretrain the GPT on text and conversations (checkpoints, resume, torchrun)", pretrain.PretrainConfig, pretrain.main),
         Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
     ]
 
@@ -63,6 +66,8 @@ the lifecycle, in order:
   data split | data mix       train/val/test splits; weighted mixtures of datasets
   data stats | data show      inspect a dataset
   data export                 write a dataset back out as JSONL
+  tokenizer train             a byte-level BPE tokenizer with the chat template
+  pretrain                    next-token pretraining of the GPT (torchrun for several processes)
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

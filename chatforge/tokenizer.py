@@ -185,8 +185,7 @@ class Tokenizer:
             ranks[raw] = rank
         if len(ranks) + len(SPECIAL_TOKENS) != hf.get_vocab_size(with_added_tokens=True):
             raise UserError(f"{where}: vocab ids are not contiguous")
-        # Ranks must equal ids and follow merge order: `tokenizers`' BPE trainer assigns
-        # ids in the order it learns merges, which is what tiktoken's rank order means.
+        _check_merge_order(spec["model"], where)
         self.tiktoken = tiktoken.Encoding(
             name="chatforge",
             pat_str=pattern,
@@ -227,7 +226,7 @@ class Tokenizer:
     # -- encoding -------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, read as plain text: special-token spellings stay plain text."""
-        return list(self.tiktoken.encode_ordinary(text))
+        return self.tiktoken.encode_ordinary(text)
 
     def encode_batch(self, texts: Sequence[str], *, num_threads: int | None = None) -> list[list[int]]:
         """`encode` of many texts, on up to `num_threads` threads (default: one per CPU)."""
@@ -321,7 +320,6 @@ class Tokenizer:
             "add_eos_token": False,
             "clean_up_tokenization_spaces": False,
             "model_max_length": self.model_max_length,
-            "padding_side": "left",
             "added_tokens_decoder": {
                 str(i): {
                     "content": tok,
@@ -413,6 +411,22 @@ def _check_spec(spec: dict[str, Any], where: str) -> str:
     return str(steps[0]["pattern"]["Regex"])
 
 
+def _check_merge_order(model: dict[str, Any], where: str) -> None:
+    """Check that merge i makes token `first + i`, so ids are merge priorities.
+
+    tiktoken merges the adjacent pair whose joined bytes have the lowest rank (= id);
+    `tokenizers` applies the merge listed first. The two agree when every token is made
+    by exactly one merge, in id order, which is how `tokenizers`' trainer assigns ids.
+    """
+    vocab = model["vocab"]
+    merges = model.get("merges") or []
+    first = len(vocab) - len(merges)
+    for i, merge in enumerate(merges):
+        a, b = merge if isinstance(merge, list) else merge.split(" ", 1)
+        if vocab.get(a + b) != first + i:
+            raise UserError(f"{where}: merge {i} ({a!r} + {b!r}) does not make token {first + i}; ids must follow merge order")
+
+
 class StreamDecoder:
     """Turns generated ids into text as they come, never splitting a UTF-8 character.
 
@@ -452,8 +466,9 @@ def train_tokenizer(
 ) -> Tokenizer:
     """Train byte-level BPE on `texts` (strings, or lists of strings as batches).
 
-    Lists are handed to `tokenizers` as they are; single strings are grouped into
-    batches, which keeps the Python-to-Rust handoff cheap. `show_progress` shows
+    Texts are handed to `tokenizers` in lists of a few hundred: one string at a time makes
+    the Python-to-Rust handoff the bottleneck, and very long lists leave its worker
+    threads waiting for work. `show_progress` shows
     `tokenizers`' own progress bars (`chatforge tokenizer train` shows its own instead).
     The vocabulary may come out smaller than `vocab_size` if the text has fewer pairs.
     """
@@ -492,7 +507,8 @@ def _batches(texts: Iterable[str] | Iterable[list[str]], size: int = 256) -> Ite
             if batch:
                 yield batch
                 batch = []
-            yield item
+            for i in range(0, len(item), size):
+                yield item[i : i + size]
     if batch:
         yield batch
 
@@ -511,7 +527,9 @@ class TokenizerTrainConfig:
         required=True,
         metavar="DIR",
     )
-    out: str = opt("", "output directory for tokenizer.json and tokenizer_config.json", required=True)
+    out: str = opt(
+        "", "output directory for tokenizer.json and tokenizer_config.json", required=True, metavar="DIR"
+    )
     vocab_size: int = opt(
         8192,
         "vocabulary size, including the 7 special tokens and 256 bytes (a multiple of 64 keeps the model's matmuls fast)",

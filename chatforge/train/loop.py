@@ -38,11 +38,11 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from chatforge.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from chatforge.checkpoint import checkpoint_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from chatforge.config import opt
 from chatforge.errors import ConfigError, UserError
 from chatforge.model import GPT
-from chatforge.optim import OptimConfig, lr_at
+from chatforge.optim import OptimConfig, lr_at, make_optimizer
 from chatforge.tracking import RunLog
 from chatforge.ui import QUIET, UI
 
@@ -128,6 +128,70 @@ def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextMana
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def use_bf16(dtype: str, device: torch.device) -> bool:
+    return dtype == "bf16" or (dtype == "auto" and bf16_supported(device))
+
+
+class MasterWeights:
+    """Mixed precision without autocast: the model's weights are bf16 (so every matmul runs in
+    bf16 with no per-call casts, ~6x faster than fp32 autocast on a CPU here), and fp32
+    master copies of them are what the optimizer updates and checkpoints hold. After each
+    step the masters are copied back into the bf16 weights. With `bf16=False` the masters
+    are the model's own parameters and every method is a no-op."""
+
+    def __init__(self, model: GPT, bf16: bool) -> None:
+        self.model, self.bf16 = model, bf16
+        if bf16:
+            model.to(torch.bfloat16)
+        self.pairs: list[tuple[nn.Parameter, nn.Parameter]] = []
+        seen: set[int] = set()
+        for p in model.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                self.pairs.append((p, nn.Parameter(p.detach().float().clone()) if bf16 else p))
+        self.by_id = {id(p): m for p, m in self.pairs}
+
+    def grads_to_masters(self) -> None:
+        if self.bf16:
+            for p, m in self.pairs:
+                m.grad = None if p.grad is None else p.grad.float()
+                p.grad = None
+
+    @torch.no_grad()
+    def masters_to_model(self) -> None:
+        if self.bf16:
+            for p, m in self.pairs:
+                p.copy_(m)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under the model's names, in fp32 (the masters), for checkpoints."""
+        state = {k: v.detach() for k, v in self.model.state_dict().items()}
+        if self.bf16:
+            names = {id(p): n for n, p in self.model.named_parameters()}
+            for p, m in self.pairs:
+                state[names[id(p)]] = m.detach()
+        if self.model.cfg.tie_embeddings:
+            state.pop("lm_head.weight", None)  # shares the embedding's memory (safetensors refuses)
+        return {k: v.contiguous() for k, v in state.items()}
+
+    @torch.no_grad()
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        """Set masters (and the model) from a checkpoint's fp32 weights."""
+        self.model.load_state_dict(weights, strict=False)
+        if self.bf16:
+            names = {id(p): n for n, p in self.model.named_parameters()}
+            for p, m in self.pairs:
+                m.copy_(weights[names[id(p)]])
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Leave the model in fp32 holding the master weights."""
+        if self.bf16:
+            self.model.float()
+            for p, m in self.pairs:
+                p.copy_(m)
+
+
 def lm_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
     """Next-token cross entropy summed over target tokens (targets == -100 are skipped), and their count."""
     logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"))
@@ -163,6 +227,7 @@ def train_step(
     grad_clip: float,
     dtype: str,
     dist: Dist,
+    weights: MasterWeights | None = None,
 ) -> StepStats:
     """One optimizer step over `micro_batches` (this process's share): accumulate, clip, step.
 
@@ -178,7 +243,7 @@ def train_step(
     for i, batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         sync = contextlib.nullcontext() if last or dist.world == 1 else model.no_sync()  # type: ignore[operator]
-        with sync, autocast(dtype, dist.device):
+        with sync, (contextlib.nullcontext() if weights is not None and weights.bf16 else autocast(dtype, dist.device)):
             loss, _n = loss_fn(model, batch)
             # DDP averages gradients over processes; scale back to the global token mean.
             (loss * (dist.world / total_tokens)).backward()
@@ -188,7 +253,10 @@ def train_step(
     mean_loss = float(loss_sum) / total_tokens
     if not math.isfinite(mean_loss):
         optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
         raise NonFiniteLoss(f"the loss became {mean_loss}")
+    if weights is not None:
+        weights.grads_to_masters()
     params = [p for g in optimizer.param_groups for p in g["params"]]
     norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
     if not torch.isfinite(norm):
@@ -196,6 +264,8 @@ def train_step(
         raise NonFiniteLoss(f"the gradient norm became {float(norm)}")
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if weights is not None:
+        weights.masters_to_model()
     return StepStats(mean_loss, float(norm), int(total_tokens))
 
 
@@ -253,7 +323,6 @@ class _StopFlag:
 
 def fit(
     model: GPT,
-    optimizer: torch.optim.Optimizer,
     train: Batches,
     cfg: TrainConfig,
     *,
@@ -268,7 +337,10 @@ def fit(
     stage: str = "train",
     extra_state: dict[str, Any] | None = None,
 ) -> FitResult:
-    """Train `model` for `cfg.steps` optimizer steps (from the latest checkpoint if `resume`)."""
+    """Train `model` for `cfg.steps` optimizer steps (from the latest checkpoint if `resume`).
+
+    On return the model is in fp32 holding the trained weights (in bf16 mode, the masters).
+    """
     dist = dist or Dist()
     world_share = cfg.batch_size // dist.world
     if cfg.batch_size % dist.world:
@@ -278,6 +350,8 @@ def fit(
         raise ConfigError(f"train.micro_batch: must divide the per-process batch ({world_share}), got {micro}")
     n_micro = world_share // micro
 
+    weights = MasterWeights(model, use_bf16(cfg.dtype, dist.device))
+    optimizer = make_optimizer(model, cfg.optim, weights.by_id)
     state: dict[str, Any] = {"step": 0, "best_val": None, "best_checkpoint": None, "bad_evals": 0, "tokens": 0}
     if resume:
         ck = find_checkpoint(run_dir, ui.warn)
@@ -285,6 +359,7 @@ def fit(
             ui.warn(f"{run_dir}: no checkpoint to resume from; starting from scratch")
         else:
             loaded = load_checkpoint(ck, model, optimizer)
+            weights.load(checkpoint_weights(ck))
             train.load_state_dict(loaded["data"])
             state.update({k: loaded[k] for k in state if k in loaded})
             ui.note(f"resumed from {ck} (step {state['step']})")
@@ -299,7 +374,10 @@ def fit(
         if not dist.main:
             return
         keep = {state["best_checkpoint"]} if state["best_checkpoint"] else set()
-        save_checkpoint(run_dir, step, model, optimizer, {**state, "data": train.state_dict(), "stage": stage, **(extra_state or {})}, keep_last=cfg.keep_last, keep=keep)
+        save_checkpoint(
+            run_dir, step, model, optimizer, {**state, "data": train.state_dict(), "stage": stage, **(extra_state or {})},
+            keep_last=cfg.keep_last, keep=keep, weights=weights.state_dict(),
+        )
 
     def validate(step: int) -> tuple[bool, bool]:
         """Validation loss: (improved on the best so far, stop early now)."""
@@ -330,7 +408,7 @@ def fit(
                 group["lr"] = lr
             batches = [train.next_batch(micro) for _ in range(n_micro)]
             try:
-                stats = train_step(net, batches, optimizer, loss_fn=loss_fn, grad_clip=cfg.optim.grad_clip, dtype=cfg.dtype, dist=dist)
+                stats = train_step(net, batches, optimizer, loss_fn=loss_fn, grad_clip=cfg.optim.grad_clip, dtype=cfg.dtype, dist=dist, weights=weights)
             except NonFiniteLoss as e:
                 good = state["best_checkpoint"] or "none yet"
                 raise NonFiniteLoss(
@@ -360,6 +438,7 @@ def fit(
                 stopped = "signal"
                 ui.note(f"{stage}: stopped by signal {flag.signal} at step {step}; checkpoint saved, resume with --resume")
                 break
+    weights.finish()
     return FitResult(step, last_loss, state["best_val"], state["best_checkpoint"], stopped, time.perf_counter() - t0, state["tokens"])
 
 

@@ -37,7 +37,6 @@ from chatforge.data.dataset import open_dataset
 from chatforge.data.steps import row_texts
 from chatforge.errors import ConfigError, UserError
 from chatforge.model import GPT, ModelConfig
-from chatforge.optim import make_optimizer
 from chatforge.tokenizer import Tokenizer
 from chatforge.tracking import RunLog
 from chatforge.train.data import TokenWindows, val_batches
@@ -84,12 +83,12 @@ def _is_val(row_id: str, fraction: float) -> bool:
 
 
 def tokenize_to_files(
-    datasets: list[str], val_datasets: list[str], val_fraction: float, tok: Tokenizer, out: Path, ui: UI
+    datasets: list[str], val_datasets: list[str], val_fraction: float, tok: Tokenizer, tokenizer_dir: str, out: Path, ui: UI
 ) -> dict[str, Any]:
     """Write OUT/train.bin and OUT/val.bin (token ids, uint16 or uint32) and their meta; reuse them if up to date."""
     dsets = [open_dataset(d) for d in datasets]
     vsets = [open_dataset(d) for d in val_datasets]
-    tok_hash = hashlib.sha256((Path(tok.path) / "tokenizer.json").read_bytes()).hexdigest() if tok.path else "?"
+    tok_hash = hashlib.sha256((Path(tokenizer_dir) / "tokenizer.json").read_bytes()).hexdigest()
     key = {
         "datasets": [d.content_hash for d in dsets],
         "val_datasets": [d.content_hash for d in vsets],
@@ -156,13 +155,13 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
     if dist.main:
         prepare_run_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
     tok = Tokenizer.load(cfg.tokenizer)
-    if cfg.model.vocab_size != tok.vocab_size:
-        cfg.model.vocab_size = tok.vocab_size
+    # The embedding gets a row per token, rounded up to a multiple of 64 (faster matmuls;
+    # the spare rows are never produced by the tokenizer).
+    cfg.model.vocab_size = 64 * math.ceil(tok.vocab_size / 64)
     torch.manual_seed(cfg.seed)
     model = GPT(cfg.model).to(dist.device)
-    optimizer = make_optimizer(model, cfg.train.optim)
     if dist.main:
-        meta = tokenize_to_files(cfg.data, cfg.val_data, cfg.val_fraction, tok, out / "tokens", ui)
+        meta = tokenize_to_files(cfg.data, cfg.val_data, cfg.val_fraction, tok, cfg.tokenizer, out / "tokens", ui)
     if dist.world > 1:
         torch.distributed.barrier()
         meta = json.loads((out / "tokens" / "meta.json").read_text())
@@ -178,7 +177,7 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
         f"({train.n_windows:,} rows of {seq}), {meta['tokens']['val']:,} validation tokens"
     )
     try:
-        result = fit(model, optimizer, train, cfg.train, run_dir=out, log=log, val=val, dist=dist, resume=cfg.resume, bytes_per_token=bpt, ui=ui, stage="pretrain")
+        result = fit(model, train, cfg.train, run_dir=out, log=log, val=val, dist=dist, resume=cfg.resume, bytes_per_token=bpt, ui=ui, stage="pretrain")
     finally:
         log.close()
     summary = {
