@@ -243,11 +243,13 @@ def save_checkpoint(
     keep_last: int = 2,
     keep: set[str] | None = None,
     after_write: Callable[[Path], None] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write checkpoint `step_NNNNNN` atomically, point `latest` at it, prune old ones.
 
     `keep` names checkpoints never pruned (e.g. the best by validation loss).
     `after_write` (tests) runs when the files are written but not yet renamed into place.
+    `weights` replaces the model's own state (the fp32 masters of a bf16 model).
     """
     ckdir = run_dir / CHECKPOINTS
     ckdir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +258,7 @@ def save_checkpoint(
     opt_tensors, opt_rest = optimizer_tensors(optimizer)
     rng_tensors, rng_rest = rng_state()
     with staged_dir(target, overwrite=True, replaceable=lambda p: True, what="a checkpoint") as tmp:
-        save_file(model_state(model), str(tmp / "model.safetensors"))
+        save_file(weights if weights is not None else model_state(model), str(tmp / "model.safetensors"))
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
         (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_rest, "rng": rng_rest}), encoding="utf-8")

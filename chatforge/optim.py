@@ -35,23 +35,36 @@ class OptimConfig:
     grad_clip: float = opt(1.0, "clip the global gradient norm to this (0 = no clipping)", ge=0)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
-    """Decay for 2-D weights of linear layers; none for norms, embeddings (and a tied output head)."""
+def decays(model: nn.Module) -> dict[int, bool]:
+    """Whether each trainable parameter (by id) gets weight decay: 2-D weights of linear layers
+    do; norms, embeddings (and an output head tied to them) do not."""
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    decay, no_decay, seen = [], [], set()
+    return {id(p): p.ndim >= 2 and id(p) not in embeddings for p in model.parameters() if p.requires_grad}
+
+
+def param_groups(model: nn.Module, weight_decay: float, masters: dict[int, nn.Parameter] | None = None) -> list[dict[str, object]]:
+    """Two AdamW groups, decay and no decay. `masters` maps a model parameter's id to the
+    tensor the optimizer should update instead (fp32 master weights of a bf16 model)."""
+    flags = decays(model)
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (decay if p.ndim >= 2 and id(p) not in embeddings else no_decay).append(p)
+        target = masters[id(p)] if masters is not None else p
+        (decay if flags[id(p)] else no_decay).append(target)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over `model`'s trainable parameters."""
+def make_optimizer(
+    model: nn.Module, cfg: OptimConfig, masters: dict[int, nn.Parameter] | None = None
+) -> torch.optim.AdamW:
+    """AdamW over `model`'s trainable parameters (or their fp32 masters)."""
     device = next(model.parameters()).device
     return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay),
+        param_groups(model, cfg.weight_decay, masters),
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=cfg.eps,

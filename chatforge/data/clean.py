@@ -366,6 +366,7 @@ def _account(
                 if not changes:  # the texts are the same: the step flagged the row in meta
                     st.changed_examples.append({"id": res.id, "flagged": mask(example[0])})
                     continue
+                shown: list[dict[str, Any]]
                 if name == "pii":  # the text before anonymization is exactly what must not be shown
                     shown = [{"after": _clip(c["after"])} for c in changes]
                 elif name == "normalize":

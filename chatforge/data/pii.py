@@ -8,22 +8,36 @@
 
     chatforge data anonymize chat.log --out clean.log      # or: cat chat.log | chatforge data anonymize
 
+The command reads each line after the end of the one before (a sign-off on one line, the name
+on the next; a street on one line, city and ZIP on the next) and replaces names found earlier
+in the stream on later lines; memory stays flat (see `anonymize_lines`).
+
 Placeholders are typed and consistent within one conversation: the same value (compared
 in a normalized form: digits only for phones and cards, lower case for emails, no "#"
 before an order number) gets the same placeholder in every message and role, so "my
 order <ORDER_1>" in the user turn and "order <ORDER_1> has shipped" in the answer still
-agree. `--pii.mode=hash` writes `<EMAIL_3fa2c1d0>` instead (salted SHA-256 of the type
-and normalized value: the same in every conversation and run); `drop-conversation`
-drops every row with any detection.
+agree. Numbering starts above any `<TYPE_n>` already in the conversation, so a text that
+mentions an old placeholder never has it reused for a new value. `--pii.mode=hash` writes
+`<EMAIL_3fa2c1d0>` instead (SHA-256 of a secret `--pii.salt`, required in that mode, the type
+and the normalized value: the same in every conversation and run); `drop-conversation` drops
+every row with any detection.
+
+Rows (the cleaning step): a row's texts, every string in its `meta` (recursively; a field
+named like a person's name, "customer_name", is read as "Name: <value>") and its `id` are one
+conversation. Meta strings get placeholders like the texts; an id with anything found in it
+becomes a stable pseudonym, "anon-" + 16 hex digits of SHA-256(salt, id). Counts say how many
+replacements were in `meta` ("META") and whether the id was replaced ("ID").
 
 Recognizers (TYPES); each is a regex plus a check a regex cannot do:
 
     EMAIL    local@domain.tld; role mailboxes (support@, info@, sales@ ...) name a team, not a
              person, and are kept unless --pii.keep-role-emails=false
-    PHONE    international (+44 7700 900123, +1 312-555-0147, +33 6 12 34 56 78) and national
-             ((312) 555-0147, 312.555.0147, 07700 900123, 030 5550 1234) formats; digit count,
-             North American area/exchange codes, one kind of separator, not a date
-    CARD     13-19 digits in card groupings (4-4-4-4, 4-6-5, plain), Luhn check, issuer digit 2-6
+    PHONE    international (+44 7700 900123, +1 312-555-0147, +33 6 12 34 56 78, +44 (0)20 7946 0958)
+             and national ((312) 555-0147, 312.555.0147, 07700 900123, 030 5550 1234) formats; digit
+             count, North American area/exchange codes, one kind of separator, not a date
+    CARD     13-19 digits in card groupings (4-4-4-4, 4-6-5, plain), Luhn check, an issuer's prefix
+             with one of its lengths (13 digits only for a Visa), not after "IMEI", "UPC", "EAN",
+             "barcode", "serial", "S/N" (the same label guard applies to phones)
     IBAN     country code + check digits + BBAN, per-country length, ISO 7064 mod-97 check
     SSN      US 123-45-6789 without the never-issued ranges (area 000/666/9xx, group 00, serial
              0000); without dashes only right after "SSN" / "social security number"
@@ -31,19 +45,30 @@ Recognizers (TYPES); each is a regex plus a check a regex cannot do:
              "version", "firmware", "v" ... or all of single digits (2.4.1.3) without an IP
              context is a version number
     ADDRESS  house number + capitalised street name + suffix (St, Avenue, Road, ...), optional
-             apartment/unit, optional city with state/ZIP or UK postcode
+             apartment/unit, optional city with state/ZIP or UK postcode, on the same line or on
+             the next one(s) when they hold only a unit and the city with ZIP or postcode
     ORDER    the configured order-number patterns (default: the support world's LG-482913);
              a "#" right before a match is part of it
     URL      URLs whose query string or fragment carries personal parameters (email=, token=, id=, ...)
-    NAME     person names in context: "my name is X", "Name: X", "I'm X" / "this is X", "X here",
-             greetings ("Hi X", "Dear X"), sign-offs ("Thanks, X", "Regards,\\nX", "- X" at the end
-             of a message); a stoplist keeps "Hi there", "I'm Sorry" and "Thanks, Larkspur Goods"
-             out; a name found once is replaced wherever else it occurs in the conversation
+    NAME     person names in context: "my name is X", "Name: X", "I'm X" / "this is X", "X here"
+             (and "X here again", "X here from ..." at a sentence start), greetings ("Hi X",
+             "Dear X"), sign-offs ("Thanks, X", "Regards,\\nX", "Yours faithfully,\\n\\nX", "- X"
+             at the end of a message); an initial may lead ("J. Pemberton") and de/van/der ...
+             join ("Sanne de Vries"); after "my name is" and a "name:" label the name may be in
+             lower case or capitals ("my name is grace silva"). Stoplists keep "Hi there", "I'm
+             Sorry", "I'm Canadian", "Thanks, Larkspur Goods" out; a role noun, company suffix or
+             event word in or right after the words makes them no person ("Hiring Manager",
+             "Accounts Payable", "Brightwave Media Ltd", "Black Friday"); "Company name:" is no
+             name label. A name found once is replaced wherever else it occurs in the conversation
 
 Precision guards: every number recognizer refuses to start or end inside a longer token,
 number, price, decimal or date (so SKUs like EL-1001, tracking numbers like 1ZK4Q7X2M5P8,
 $1,299.99, 2024-06-10 and 06/10/2024 are never phones or cards), and the checks above reject
 what only looks like an identifier (a 16-digit number failing Luhn, v1.2.3, 2.4.1.3).
+
+Compatibility forms ("ｇｒａｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", full-width digits, no-break spaces, styled letters)
+are found in a folded view of the text (NFKC per character, so offsets map back); the
+original characters are replaced, and both forms of a value share a placeholder.
 
 Consistency: a value found once is replaced wherever else it occurs in the conversation,
 and whatever a placeholder's new neighbourhood would reveal to a second run is replaced in
@@ -66,10 +91,12 @@ import ipaddress
 import re
 import sys
 import time
+import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from rich.text import Text
@@ -86,6 +113,10 @@ TYPES: tuple[str, ...] = ("URL", "EMAIL", "IBAN", "CARD", "SSN", "ORDER", "IP", 
 _PRIORITY = {t: i for i, t in enumerate(TYPES)}
 
 DEFAULT_ORDER_PATTERNS: tuple[str, ...] = (r"LG-\d{6}",)
+
+# Letters that start (_UP) and continue (_LOW) a capitalised word, Latin scripts.
+_UP = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0100-\u024f"
+_LOW = "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\u024f'’"
 
 Mode = Literal["mask", "hash", "drop-conversation"]
 
@@ -108,7 +139,11 @@ class PIIConfig:
         default_factory=lambda: list(DEFAULT_ORDER_PATTERNS),
         help='regexes for your order numbers, matched as whole words in any case; a "#" before one is included',
     )
-    salt: str = opt("", "secret mixed into hash placeholders, so a value cannot be confirmed by hashing guesses")
+    salt: str = opt(
+        "",
+        "secret mixed into hash placeholders and id pseudonyms, so a value cannot be confirmed by hashing "
+        "guesses; required in hash mode",
+    )
     keep_role_emails: bool = opt(
         True, "keep role addresses like support@, info@, sales@ (they name a team, not a person)"
     )
@@ -140,6 +175,20 @@ class PIIConfig:
                 raise ConfigError(f"pii.order_patterns[{i}]: invalid regex {pattern!r}: {e}") from None
             if rx.match(""):
                 raise ConfigError(f"pii.order_patterns[{i}]: {pattern!r} matches empty text")
+        if self.enabled and self.mode == "hash" and not self.salt:
+            # Without a secret, <EMAIL_3fa2c1d0> is sha256 of a guessable string: anyone with a
+            # list of candidate emails (or phone numbers: a small space) can confirm them.
+            raise ConfigError(
+                "pii.salt: required in hash mode (without a secret, anyone can confirm a guessed value by "
+                "hashing it); pass --pii.salt=<a long random secret> and keep it out of the data"
+            )
+
+    def redacted(self) -> dict[str, Any]:
+        """This config as a dict for manifests and reports, with the secret `salt` shown as "<redacted>"."""
+        d = asdict(self)
+        if d["salt"]:
+            d["salt"] = "<redacted>"
+        return d
 
 
 class Span(NamedTuple):
@@ -191,6 +240,29 @@ def iban_ok(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+def card_ok(digits: str) -> bool:
+    """Whether a digit string is a payment card number: an issuer's prefix with one of its
+    lengths, and the Luhn checksum. The lengths keep out other Luhn-checked numbers: 15-digit
+    IMEIs, 13-digit EAN barcodes (a 13-digit card is an old Visa, starting with 4)."""
+    n = len(digits)
+    if not 13 <= n <= 19 or not luhn_ok(digits):
+        return False
+    p2, p4 = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if p2 in (34, 37):  # American Express
+        return n == 15
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
+        return n == 16
+    if p2 in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:  # Diners Club
+        return 14 <= n <= 19
+    if 2200 <= p4 <= 2204 or 3528 <= p4 <= 3589:  # Mir, JCB
+        return 16 <= n <= 19
+    if digits[0] in "56":  # Discover, UnionPay, Maestro, RuPay and other 5/6 issuers
+        return 16 <= n <= 19
+    return False
+
+
 def ssn_ok(digits: str) -> bool:
     """Whether 9 digits form a US SSN that could have been issued."""
     area, group, serial = digits[:3], digits[3:5], digits[5:]
@@ -212,6 +284,8 @@ def phone_ok(value: str) -> bool:
     """Whether a phone-shaped string is plausibly a phone number (see the module docstring)."""
     digits = _digits(value)
     if value.startswith("+"):
+        # "+44 (0)20 7946 0958": the "(0)" is the trunk prefix dialled at home, not part of the number.
+        digits = _digits(value.replace("(0)", "", 1))
         if not 8 <= len(digits) <= _PHONE_MAX_DIGITS.get(digits[:2], 15):
             return False
         if digits[0] == "1":  # +1: a North American number, 10 digits after the 1
@@ -262,6 +336,21 @@ _CARD = (  # after a 2-6
 _SSN = r"\d{2}-\d{2}-\d{4}" + _AFTER
 _SSN_BARE = r"\d{2}[ .]?\d{2}[ .]?\d{4}" + _AFTER  # only right after "SSN" (checked in Python)
 _SSN_KEYWORD = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b[ \t]*(?:is|:|#|=)?[ \t]*\Z")
+# Labels of numbers that are neither cards nor phones, though some pass Luhn or look like one:
+# "IMEI 356938035643809", "UPC 036000291452", "barcode 5901234123457", "S/N: 4411 2233 ...".
+_NUMBER_LABELS = _words("imei meid iccid upc upc-a ean ean-13 gtin isbn asin barcode serial s/n sn tracking")
+_LABEL_FILLER = _words("is no no. nr number num : # =")
+
+
+def _number_labelled(text: str, start: int) -> bool:
+    """Whether the number at `start` follows a label of a non-personal number ("IMEI", "serial no.")."""
+    before = text[max(0, start - 32) : start].lower()
+    words = before.replace("bar code", "barcode").replace(":", " : ").replace("#", " # ").split()
+    while words and words[-1] in _LABEL_FILLER:
+        words.pop()
+    return bool(words) and words[-1] in _NUMBER_LABELS
+
+
 _IPV4 = r"(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?!\w|\.\d)"
 # An IBAN is found at its first check digit, after the two letters of the country code.
 _IBAN = r"(?<=[A-Z]{2}\d)(?<![A-Za-z0-9][A-Z]{2}\d)\d(?:[ \-]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
@@ -281,6 +370,18 @@ _ADDRESS = (
     r"(?:,[ \t]*[A-Z][A-Za-z'’.\-]+(?:[ \t]+[A-Z][A-Za-z'’.\-]+){0,2},?[ \t]*"
     r"(?:[A-Z]{2}(?:[ \t]+\d{5}(?:-\d{4})?)?|\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})(?![\w\-]))?"
 )
+
+# An address line may end where the next line is only a unit and/or city, state and ZIP or town
+# and postcode ("2217 Lakeview Drive\nAustin, TX 78704", "14 Gower Street\nLondon WC1E 6BT").
+_UNIT = r"(?:Apt|Apartment|Unit|Suite|Ste|Flat|Floor|Fl|Room|Rm|Bldg|Building|\#)\.?[ \t]*\#?[A-Za-z0-9][A-Za-z0-9\-]{0,5}"
+_CITY_ZIP = (
+    rf"[{_UP}][\w'’.\-]+(?:[ \t]+[{_UP}][\w'’.\-]+){{0,2}},?[ \t]*"
+    r"(?:[A-Z]{2},?[ \t]+\d{5}(?:-\d{4})?|\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})"
+)
+_ADDRESS_NEXT_LINES = re.compile(
+    rf"[ \t]*,?[ \t]*\r?\n[ \t]*(?:{_UNIT}[ \t]*,?[ \t]*\r?\n[ \t]*)?{_CITY_ZIP}(?=[ \t]*(?:\r?\n|$))"
+)
+_ADDRESS_HAS_CITY = re.compile(r"(?:\b[A-Z]{2}|\d{5}(?:-\d{4})?|\d[A-Z]{2})\Z")
 
 # Each digit-led type on its own, over the text itself: to retry a position whose first
 # match failed its check ("4111 1111 1111 1112" is no card; is it anything else?).
@@ -363,26 +464,35 @@ _PERSONAL_KEYS = _words(
 # separator that does not end a sentence ("Hi Grace", "Thanks, Grace", "Regards,\nGrace",
 # "- Grace"); the word before them must then be a trigger (`_TRIGGERS`).
 
-_UP = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0100-\u024f"
-_LOW = "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\u024f'’"
 # At a capital: it must follow a space or line break that does not end a sentence, and
 # before that the last four characters of a trigger ("Hi Grace", "thanks\nGrace"), with
 # or without a comma ("Thanks, Grace"), "me:" ("Name: Grace") or a dash ("- Grace"). Text
 # is scanned with two line breaks in front, so a trigger at the very start has characters
 # before it.
+# A sign-off may stand a blank line above the name ("Kind regards,\n\nFiona"); the name may
+# start with an initial ("J. Pemberton").
 _NAME_START_TEMPLATE = (
-    r"[{up}](?=[{low}])(?:"
+    r"[{up}](?=[{low}]|\.[ \t][{up}][{low}])(?:"
     r"(?<=[^.!?\s\x00][ \t\n][{up}])"
     r"(?<=(?:{ends2}|[^\s],|{e}:|\s{dash})[ \t\n][{up}])(?:"  # a cheaper first test: two characters
     r"(?<=(?:{ends})[ \t\n][{up}])|(?<=(?:{ends}|{comma_ends}),[ \t\n][{up}])|(?<=(?:{comma_ends})\n[{up}])"
     r"|(?<={m}{e}:[ \t][{up}])|(?<=\s{dash}[ \t][{up}]))"
-    r"|(?<=\s{dash}[{up}]))"
+    r"|(?<=\s{dash}[{up}])"
+    r"|(?<=[^\s]\n\n[{up}])(?:(?<=(?:{ends}|{comma_ends}),\n\n[{up}])|(?<=(?:{comma_ends})\n\n[{up}])))"
 )
 _NAME_WORD = rf"[{_UP}][\w'’\-]*"
 _TITLE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?=[A-Z])")
-_NAME_AT = re.compile(rf"{_NAME_WORD}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_NAME_WORD}){{0,2}}")
-# "Grace Silva here." at the start of a sentence (found from " here").
-_HERE = re.compile(r"here(?<=[ \t]here)\b(?=[ \t]*(?:[.!,;:—–\-<&]|$))", re.MULTILINE)
+# Lower-case particles between name words: "Sanne de Vries", "Pieter van der Berg".
+_PARTICLES = _words("de da di du del della der den van von le la ter ten dos das bin ibn al el")
+_PARTICLE = "(?:" + "|".join(sorted(_PARTICLES, key=lambda p: (-len(p), p))) + ")"
+_NAME_AT = re.compile(
+    rf"(?:[{_UP}]\.[ \t]+)?{_NAME_WORD}(?:[ \t]+(?:[A-Z]\.[ \t]+|{_PARTICLE}[ \t]+){{0,2}}{_NAME_WORD}){{0,2}}"
+)
+# "Grace Silva here." (found from " here"); "Sam here again, ...", "Sam here from accounts" at
+# the start of a sentence.
+_HERE = re.compile(
+    r"here(?<=[ \t]here)\b(?:(?=[ \t]*(?:[.!,;:—–\-<&]|$))|(?P<more>(?=[ \t]+(?:again\b|from[ \t]+[^\W\d_]))))", re.MULTILINE
+)
 # After "- Grace": the end of the message or sentence (or of an HTML element).
 _DASH_END = re.compile(r"[ \t]*(?:[.!]?[ \t]*(?:\n|$)|[.!][ \t]|<|&)")
 
@@ -396,7 +506,7 @@ for _phrase, _kind in (
                               "good evening", "greetings", "thanks", "thank you", "thx", "ty", "cheers",
                               "many thanks", "i'm", "i’m", "i am", "this is")]
     + [(p, "comma") for p in ("regards", "best", "sincerely", "yours", "love", "take care", "best wishes",
-                              "signed", "respectfully", "warmly")]
+                              "signed", "respectfully", "warmly", "yours faithfully", "yours truly")]
 ):  # fmt: skip
     _last = _phrase.split()[-1]
     _TRIGGERS[_last] = (*_TRIGGERS.get(_last, ()), (_phrase, _kind))
@@ -504,6 +614,68 @@ _GIVEN_NAME_WORDS = _words(
     "ray rich sunny charity destiny amber crystal ruby pearl iris lily holly ivy ginger penny sandy "
     "guy drew hunter chase miles king glen dale mercy patience honor felicity christian angel harmony"
 )
+# Capitalised words that are no first name, though they may be a surname ("I'm Canadian",
+# "I'm Vegan", "Dear Valued Customer", but "Regards, Rachel Welsh"): demonyms, adjectives.
+_NOT_FIRST_NAMES = _words(
+    """
+    canadian mexican australian irish scottish welsh dutch belgian swiss austrian swedish norwegian danish
+    finnish polish russian ukrainian greek turkish indian pakistani bangladeshi japanese korean vietnamese
+    thai filipino indonesian malaysian singaporean brazilian argentinian argentine chilean colombian peruvian
+    venezuelan cuban nigerian kenyan ghanaian ethiopian egyptian moroccan african european asian latino
+    latina hispanic arab israeli iranian persian iraqi syrian lebanese jewish muslim catholic protestant
+    hindu buddhist sikh atheist czech slovak hungarian romanian bulgarian serbian croatian lithuanian
+    latvian estonian icelandic scandinavian kiwi aussie texan californian
+    vegan vegetarian allergic pregnant disabled deaf blind diabetic retired unemployed single married
+    divorced widowed sick ill tired busy free available away abroad online offline based located
+    curious concerned worried nervous stuck unable able lost satisfied dissatisfied thrilled delighted
+    pleased grateful thankful hopeful impressed shocked surprised gutted furious livid disgusted
+    embarrassed done finished moving travelling traveling visiting staying leaving returning ordering
+    buying shopping asking wondering following replying responding reaching emailing chasing currently
+    valued hiring dear loyal regular frequent longtime long-time existing potential prospective
+    cyber black boxing prime giving
+    problem problems issue issues question questions update updates error errors parcel parcels package
+    packages box boxes price prices size sizes stock weather rain snow
+    """
+)
+# Words that make the capitalised words around them a role, team, company or event, not a
+# person: inside a candidate ("Accounts Payable", "Hiring Manager", "Brightwave Media Ltd") or
+# right after it on the same line ("Procurement Team", "Black Friday").
+_ROLE_NOUNS = _words(
+    "team teams department dept customer customers client clients manager managers payable receivable "
+    "accounts procurement purchasing officer director coordinator specialist representative rep agent "
+    "assistant support staff member members committee board office desk service services operations admin "
+    "administrator supervisor recruiter recruitment owner partner partners colleague colleagues associate "
+    "user users shopper buyer vendor supplier applicant candidate resident tenant subscriber group division "
+    "helpdesk crew folks everyone"
+)
+_COMPANY_SUFFIXES = _words(
+    "ltd ltd. limited inc inc. incorporated corp corp. corporation co co. llc llp lp plc gmbh ag sa sas sarl "
+    "bv nv srl spa pty oy ab kg holdings company"
+)
+_EVENT_WORDS = _words("day days sale sales deal deals weekend week eve season holiday holidays christmas easter")
+_FOLLOWERS = _ROLE_NOUNS | _COMPANY_SUFFIXES | _EVENT_WORDS
+_FOLLOWER = re.compile(r"[ \t]+([A-Za-z][A-Za-z.]*)(?![\w@'’\-])")
+# Words before "name:" that keep it a label of a person's name ("Full name:", "Customer name:");
+# after any other word on the line ("Company name:", "Product name:") it is not.
+_NAME_LABEL_WORDS = _words(
+    "full first last given family middle maiden legal customer client contact recipient cardholder holder "
+    "account sender buyer patient my your his her their"
+)
+# Sign-offs after which the name may follow a blank line (greetings may not: "Hi,\n\nWondering ...").
+_THANKS = frozenset(("thanks", "thank you", "many thanks", "cheers", "thx", "ty"))
+# After "my name is" / "name:", a name in lower case or capitals ("my name is grace silva"): 1-2
+# words, none of them a stop word or one of these, then the end, punctuation or a stop word.
+_INTRO = re.compile(r"(?i)name(?:[ \t]+(?P<is>is)|[ \t]*:)[ \t]*")  # matched where "name" was found
+_INTRO_MY = re.compile(r"(?i)(?<![\w'’])my[ \t]+\Z")
+_INTRO_WORDS = re.compile(r"([^\W\d_]+(?:['’\-][^\W\d_]+)*)(?:[ \t]+([^\W\d_]+(?:['’\-][^\W\d_]+)*))?")
+_INTRO_AFTER = re.compile(r"[ \t]+([^\W\d_]+)(?![\w@'’\-])")  # the word after the name, if any
+_NOT_LOWER_NAMES = _words(
+    "spelled spelt misspelled misspelt listed printed written shown showing displayed missing incorrect "
+    "incorrectly different changed changing attached included mentioned registered associated linked saved "
+    "stored used being correct unknown blank anonymous test none withheld confidential private hidden "
+    "required optional above below actually really literally officially legally currently"
+)
+
 _WORD_RE = re.compile(r"\S+")
 _NAME_TOKEN = re.compile(r"[\w'’.\-]+")
 
@@ -518,15 +690,20 @@ def _name_length(candidate: str, strong: bool, extra_stop: frozenset[str]) -> in
     end = 0
     for m in _WORD_RE.finditer(candidate):
         word = m.group()
-        if len(word) == 2 and word[1] == "." and word[0].isupper() and end:
-            continue  # a middle initial: kept only if a name word follows
+        if len(word) == 2 and word[1] == "." and word[0].isupper():
+            continue  # an initial: kept only if a name word follows ("J. Pemberton", "Mary J. Watson")
+        if end and word in _PARTICLES:
+            continue  # "de", "van der": kept only if a name word follows
         possessive = word.endswith(("'s", "’s"))
         if possessive:
             word = word[:-2]
         word = word.rstrip("'’-")
         low = word.lower()
+        if low in _ROLE_NOUNS or low in _COMPANY_SUFFIXES:
+            return 0  # "Accounts Payable", "Hiring Manager", "Brightwave Media Ltd": not a person
         if (
             len(word) < 2
+            or (not end and low in _NOT_FIRST_NAMES)
             or not word[0].isupper()
             or word[1:].isupper()  # no lower-case letter after the first: "UPS", "I"
             or not (word.isalpha() or word.replace("'", "").replace("’", "").replace("-", "").isalpha())
@@ -560,19 +737,111 @@ def _trigger_before(text: str, start: int) -> str | None:
     options = _TRIGGERS.get(lower[cut + 1 :])
     if not options:
         return None
-    newline = "\n" in window[len(core) :]
+    gap = window[len(window.rstrip()) :]
+    newline = "\n" in gap
+    blank_line = gap.count("\n") > 1
     for phrase, kind in options:
         if not lower.endswith(phrase):
             continue
         at = len(lower) - len(phrase)
         if at > 0 and (lower[at - 1].isalnum() or lower[at - 1] in "'’"):
             continue
-        if phrase in ("name", "full name") and last != ":":
-            continue  # "name" alone only as a label: "Name: Grace"
+        if phrase in ("name", "full name") and (
+            last != ":" or not _name_label_ok(text, max(0, start - 24) + len(core) - len(phrase))
+        ):
+            continue  # "name" alone only as a label of its own: "Name: Grace", not "Company name: ..."
         if kind == "comma" and not (punctuated or newline):
+            continue
+        if blank_line and not (kind == "comma" or phrase in _THANKS):
             continue
         return "strong" if kind == "strong" else "plain"
     return None
+
+
+def _name_label_ok(text: str, at: int) -> bool:
+    """Whether the "name:" label at `at` is a label of its own, not the end of a longer one about
+    a thing ("Company name:", "Product Name:"). It is when it starts its line (after punctuation
+    at most), when the word before it keeps it about a person ("Full name:", "Customer name:"),
+    or when a capitalised "Name:" follows a word that is not ("... in the box Name: Jonas")."""
+    line = text[max(0, at - 40) : at]
+    line = line[line.rfind("\n") + 1 :].rstrip(" \t")
+    if not line or not (line[-1].isalnum() or line[-1] in "'’"):
+        return True
+    word = line.split()[-1]
+    if word.lower() in _NAME_LABEL_WORDS or not word.isalpha():
+        return True  # (not a plain word, e.g. an email: as after the placeholder it becomes)
+    label = text[at : at + 4]
+    if label.islower():
+        return False  # "Company name:"
+    if label.isupper():
+        return not word.isupper()  # "COMPANY NAME:"
+    return not (word[:1].isupper() and word[1:2].islower())  # "Company Name:"
+
+
+def _followed_by_non_person(text: str, end: int) -> bool:
+    """Whether the word right after a name on its line makes it a role, company or event ("Team", "Ltd", "Friday")."""
+    m = _FOLLOWER.match(text, end)
+    return m is not None and (m.group(1).lower() in _FOLLOWERS or m.group(1).rstrip(".").lower() in _FOLLOWERS)
+
+
+# --------------------------------------------------------------------------------------
+# Compatibility forms: "ｇｒａｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "４１１１ １１１１ ...", "4111\u00a01111 ...". The
+# recognizers see a folded view of a non-ASCII text in which each such character is its NFKC
+# form; folding per character keeps every offset mappable back to the text, whose own
+# characters are what gets replaced.
+
+_FOLD_TAGS = frozenset(("<wide>", "<narrow>", "<font>", "<noBreak>", "<compat>", "<circle>"))
+_foldable: re.Pattern[str] | None = None
+
+
+def _foldable_chars() -> re.Pattern[str]:
+    """A class of the characters `_fold` changes: full- and half-width forms, styled letters and
+    digits (𝐠, ⓖ), compatibility spaces, ligatures. Not super- or subscripts and fractions
+    ("m²", "2½" are no digits of a number), nor spacing accents (´ would become a space).
+    Built on first use (~50 ms)."""
+    global _foldable
+    if _foldable is None:
+        chars = []
+        for cp in [*range(0x80, 0x10000), *range(0x1D400, 0x1D800), *range(0x1F100, 0x1F200)]:
+            c = chr(cp)
+            tag = unicodedata.decomposition(c).split(" ", 1)[0]
+            if not tag or tag in ("<super>", "<sub>", "<fraction>"):
+                continue
+            f = unicodedata.normalize("NFKC", c)
+            if f != c and (tag in _FOLD_TAGS or f.isascii()) and not (f[:1] == " " and not c.isspace()):
+                chars.append(re.escape(c))
+        _foldable = re.compile("[" + "".join(chars) + "]")
+    return _foldable
+
+
+def _fold(text: str) -> tuple[str, list[int] | None]:
+    """The folded view of `text`, and for each of its characters the offset in `text` of the
+    character it came from (None when folding changes nothing: the usual case)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text, None
+    changes = [(m.start(), unicodedata.normalize("NFKC", m.group())) for m in _foldable_chars().finditer(text)]
+    if not changes:
+        return text, None
+    pieces: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for i, folded in changes:
+        pieces += (text[at:i], folded)
+        origin += range(at, i)
+        origin += [i] * len(folded)
+        at = i + 1
+    pieces.append(text[at:])
+    origin += range(at, len(text) + 1)  # one past the end too
+    return "".join(pieces), origin
+
+
+def _unfold(text: str, spans: list[Span], origin: list[int]) -> list[Span]:
+    """`spans` of the folded view of `text` as spans of `text` (whole characters of it)."""
+    out = []
+    for s in spans:
+        a, b = origin[s.start], origin[s.end - 1] + 1
+        out.append(Span(a, b, s.type, text[a:b]))
+    return _resolve(out)  # two spans in one expanded character ("ﬁ" -> "fi") would overlap
 
 
 # --------------------------------------------------------------------------------------
@@ -581,8 +850,10 @@ def _trigger_before(text: str, start: int) -> str | None:
 
 def normalize(kind: str, value: str) -> str:
     """The form of `value` under which equal identifiers are recognised as the same."""
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value)  # "ｇｒａｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ" is grace@example.com
     if kind == "PHONE":
-        d = _digits(value)
+        d = _digits(value.replace("(0)", "", 1) if value.startswith("+") else value)
         return d[1:] if len(d) == 11 and d[0] == "1" else d
     if kind in ("CARD", "SSN"):
         return _digits(value)
@@ -612,6 +883,16 @@ class Registry:
     def __len__(self) -> int:
         return len(self.assigned)
 
+    def reserve(self, text: str) -> None:
+        """Number new placeholders above every `<TYPE_n>` already in `text`: a text that says
+        "my old email <EMAIL_1> is dead, use bob@example.com" must not get <EMAIL_1> for bob."""
+        if "<" not in text:
+            return
+        for m in _NUMBERED.finditer(text):
+            kind, n = m.group(1), int(m.group(2))
+            if n > self.numbers.get(kind, 0):
+                self.numbers[kind] = n
+
     def placeholder(self, kind: str, value: str) -> str:
         """The placeholder for `value` of type `kind`, the same one every time it is asked."""
         key = (kind, normalize(kind, value))
@@ -633,7 +914,8 @@ class Registry:
 # The anonymizer
 
 _JOIN = "\n\x00\n"  # between a conversation's texts: no recognizer matches across it
-_PLACEHOLDER = re.compile(r"<[A-Z]+_[0-9a-f]+>")
+_PLACEHOLDER = re.compile(r"<([A-Z]+)_[0-9a-f]+>")
+_NUMBERED = re.compile(r"<([A-Z]+)_([0-9]{1,18})>")
 _SETTLE_RADIUS = 96  # characters around a placeholder looked at again (see `_settle`)
 _SETTLE_MARGIN = 40  # ... of which the outer ones only give context
 
@@ -699,12 +981,25 @@ class Anonymizer:
         A value found once is also found wherever else it occurs as a whole word: a name
         after "Hi" is a name in "thanks Grace" too, and no copy of a detected phone number
         survives because its second copy sits in a context that hides it. These spans are
-        exactly what `anonymize_texts` replaces (see `_settle`).
+        exactly what `anonymize_texts` replaces (see `_settle`). A text with compatibility
+        forms (full-width "４１１１ １１１１ ...") is looked at in its folded view (`_fold`).
         """
+        return self._detect(text, None)
+
+    def _detect(self, text: str, known: dict[str, str] | None) -> list[Span]:
+        """`detect`, also finding every whole-word occurrence of the `known` values (value -> type)."""
+        folded, origin = _fold(text)
+        spans = self._detect_folded(folded, known)
+        return _unfold(text, spans, origin) if origin is not None and spans else spans
+
+    def _detect_folded(self, text: str, known: dict[str, str] | None) -> list[Span]:
         found = self._find_all(text)
+        if not found and not known:
+            return []
+        values = {**known, **{s.value: s.type for s in found}} if known else {s.value: s.type for s in found}
+        found += _occurrences(text, values, found)
         if not found:
             return []
-        found += _occurrences(text, {s.value: s.type for s in found}, found)
         spans = _resolve(found)
         return self._settle(text, spans) if _may_unsettle(text, spans) else spans
 
@@ -782,7 +1077,7 @@ class Anonymizer:
     def _check_number(self, kind: str, text: str, start: int, end: int) -> Span | None:
         value = text[start:end]
         if kind == "PHONE":
-            ok = phone_ok(value)
+            ok = phone_ok(value) and not _number_labelled(text, start)
             # "+44 7700 900123 2 items", "07547 667258 23 left": the match took a group too
             # many. An international number may give back several groups, others one space-separated group.
             intl = value.startswith("+")
@@ -796,8 +1091,7 @@ class Anonymizer:
                 end = start + len(value)
                 ok = phone_ok(value)
         elif kind == "CARD":
-            digits = _digits(value)
-            ok = value[0] in "23456" and 13 <= len(digits) <= 19 and luhn_ok(digits)
+            ok = card_ok(_digits(value)) and not _number_labelled(text, start)
         elif kind == "SSN":
             ok = ssn_ok(_digits(value))
         elif kind == "IP":
@@ -811,6 +1105,11 @@ class Anonymizer:
             end = start + len(value)
             # "12 Street" with no name word is too vague; "350 Broadway" is not.
             ok = len(value.split(",")[0].split()) >= 3 or value.split()[1].startswith("Broadway")
+            if ok and not _ADDRESS_HAS_CITY.search(value):
+                rest = _ADDRESS_NEXT_LINES.match(text, end)  # "2217 Lakeview Drive\nAustin, TX 78704"
+                if rest is not None:
+                    end = rest.end()
+                    value = text[start:end]
         return Span(start, end, kind, value) if ok else None
 
     def _find_emails(self, text: str, out: list[Span]) -> None:
@@ -920,8 +1219,56 @@ class Anonymizer:
                 continue
             if kind == "dash" and not _DASH_END.match(text, start + length):
                 continue
+            if _followed_by_non_person(text, start + length):
+                continue
             out.append(Span(start, start + length, "NAME", text[start : start + length]))
         self._find_names_here(text, out)
+        for label in ("name", "Name", "NAME"):  # str.find runs at memory speed; a (?i) regex does not
+            if label in text:
+                self._find_names_lower(text, label, out)
+
+    def _find_names_lower(self, text: str, label: str, out: list[Span]) -> None:
+        """"my name is grace silva", "name: grace", "MY NAME IS JOHN SMITH": names after the explicit
+        introductions that are not capitalised (those are found by `_find_names`), at each `label`."""
+        at = text.find(label)
+        while at != -1:
+            m = _INTRO.match(text, at)
+            at = text.find(label, at + 4)
+            if m is None or (m.start() > 0 and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_")):
+                continue
+            if m.group("is") is not None and not _INTRO_MY.search(text, max(0, m.start() - 12), m.start()):
+                continue
+            start = m.end()
+            words = _INTRO_WORDS.match(text, start)
+            if words is None:
+                continue
+            first, second = words.group(1), words.group(2)
+            if first[:1].isupper() and not first.isupper():
+                continue  # "my name is Grace": a capitalised name, found by the other rules
+            if m.group("is") is None and not _name_label_ok(text, m.start()):
+                continue
+            if not self._lower_name_word(first):
+                continue
+            end = words.end(1)
+            if second is not None and self._lower_name_word(second):
+                end = words.end(2)
+            if end < len(text) and (text[end].isalnum() or (text[end] in "_@'’-" and text[end + 1 : end + 2].isalnum())):
+                continue  # part of a longer token: "grace.silva@...", "grace_92"
+            after = _INTRO_AFTER.match(text, end)
+            if after is not None and after.group(1).lower() not in _STOP_WORDS:
+                continue  # "my name is spelled incorrectly on ...": no name, or more than we can tell
+            out.append(Span(start, end, "NAME", text[start:end]))
+
+    def _lower_name_word(self, word: str) -> bool:
+        low = word.lower()
+        return (
+            len(word) >= 2
+            and (word.islower() or word.isupper())
+            and low not in _STOP_WORDS
+            and low not in _NOT_LOWER_NAMES
+            and low not in _NOT_FIRST_NAMES
+            and low not in self._not_names
+        )
 
     def _find_names_here(self, text: str, out: list[Span]) -> None:
         """"Grace Silva here." / "... Camille here!": the one to three name words right before "here"."""
@@ -933,6 +1280,11 @@ class Anonymizer:
             for at in words:  # the longest run of words that is a name wins
                 candidate = text[at:end]
                 if _name_length(candidate, False, self._not_names) == len(candidate):
+                    # "Sam here again": only at the start of a sentence ("Prices here with ..." is none)
+                    if m.group("more") is not None and text[max(0, at - 40) : at].rstrip(" \t")[-1:] not in (
+                        "", ".", "!", "?", ",", ":", ";", "\n", "\x00", "-", "—", "–"
+                    ):
+                        break
                     out.append(Span(at, end, "NAME", candidate))
                     break
 
@@ -953,6 +1305,7 @@ class Anonymizer:
         spans = self.detect(joined)
         if not spans:
             return list(texts), {}
+        registry.reserve(joined)
         out, counts = self._replace(joined, spans, registry)
         return out.split(_JOIN), counts
 
@@ -967,10 +1320,11 @@ class Anonymizer:
             j.count("\x00") != max(0, len(c) - 1) for j, c in zip(joined, conversations, strict=True)
         ):
             return [self.anonymize_texts(conv) for conv in conversations]
-        spans = _resolve(self._find_all(_JOIN.join(joined)))
+        folds = [_fold(j) for j in joined]  # each conversation is looked at in its folded view
+        spans = _resolve(self._find_all(_JOIN.join(f for f, _ in folds)))
         out: list[tuple[list[str], dict[str, int]]] = []
         i, offset = 0, 0
-        for conv, text in zip(conversations, joined, strict=True):
+        for conv, original, (text, origin) in zip(conversations, joined, folds, strict=True):
             end = offset + len(text)
             mine = []
             while i < len(spans) and spans[i].start < end:
@@ -984,20 +1338,53 @@ class Anonymizer:
             mine = _resolve(mine + _occurrences(text, {s.value: s.type for s in mine}, mine))
             if _may_unsettle(text, mine):
                 mine = self._settle(text, mine)
+            if origin is not None:
+                mine = _unfold(original, mine, origin)
             registry = Registry(hashed=self.cfg.mode == "hash", salt=self.cfg.salt)
-            new, counts = self._replace(text, mine, registry)
+            registry.reserve(original)
+            new, counts = self._replace(original, mine, registry)
             out.append((new.split(_JOIN) if len(conv) > 1 else [new], counts))
         return out
 
+    def anonymize_after(
+        self, before: str, text: str, registry: Registry, known: dict[str, str] | None = None
+    ) -> tuple[str, dict[str, int], list[str]]:
+        """Anonymize `text` read right after `before` (which only gives context and is not
+        changed), also replacing the `known` values (value -> type); returns the new text, counts
+        by type, and the names found in `text`."""
+        if not self.cfg.enabled:
+            return text, {}, []
+        at = len(before)
+        spans = []
+        for s in self._detect(before + text, known):
+            if s.end <= at:
+                continue
+            if s.start < at:  # an address that began on the line before: its part on this line
+                start = at + len(text) - len(text.lstrip())
+                if start >= s.end:
+                    continue
+                s = Span(start, s.end, s.type, text[start - at : s.end - at])
+            spans.append(Span(s.start - at, s.end - at, s.type, s.value))
+        if not spans:
+            return text, {}, []
+        registry.reserve(text)
+        new, counts = self._replace(text, spans, registry)
+        return new, counts, [s.value for s in spans if s.type == "NAME"]
+
     def _one_by_one(self, texts: list[str], registry: Registry) -> tuple[list[str], dict[str, int]]:
         """`anonymize_with` for texts that cannot be joined (they hold NUL characters)."""
-        found = [self.detect(t) for t in texts]
+        folds = [_fold(t) for t in texts]  # all in the folded views, as in `detect`
+        found = [self._detect_folded(f, None) for f, _ in folds]
         values = {s.value: s.type for spans in found for s in spans}
+        for t in texts:
+            registry.reserve(t)
         out: list[str] = []
         counts: dict[str, int] = {}
-        for t, spans in zip(texts, found, strict=True):  # a value found in one text is replaced in all
-            spans = _resolve(spans + _occurrences(t, values, spans))
-            new, c = self._replace(t, self._settle(t, spans) if _may_unsettle(t, spans) else spans, registry)
+        for t, (f, origin), spans in zip(texts, folds, found, strict=True):  # a value found in one text is replaced in all
+            spans = _resolve(spans + _occurrences(f, values, spans))
+            if _may_unsettle(f, spans):
+                spans = self._settle(f, spans)
+            new, c = self._replace(t, _unfold(t, spans, origin) if origin is not None and spans else spans, registry)
             out.append(new)
             for k, v in c.items():
                 counts[k] = counts.get(k, 0) + v
@@ -1033,9 +1420,10 @@ class Anonymizer:
             extra = self._near_placeholders("".join(pieces))
             if not extra:
                 return spans
+            ends = [end for end, _ in shifts]
             for e in extra:  # back to offsets in `text`: minus the shift of the placeholders before it
-                before = [sh for end, sh in shifts if end <= e.start]
-                d = before[-1] if before else 0
+                k = bisect_right(ends, e.start)
+                d = shifts[k - 1][1] if k else 0
                 spans.append(Span(e.start - d, e.end - d, e.type, e.value))
             spans = _resolve(spans + _occurrences(text, {e.value: e.type for e in extra}, spans))
         return spans
@@ -1051,13 +1439,15 @@ class Anonymizer:
             else:
                 windows.append([lo, hi])
         found: list[Span] = []
+        holder_ends = [h1 for _, h1 in holders]  # placeholders are disjoint and in order
         for lo, hi in windows:
             # Spans near a window's cut edge may be artefacts of the cut: only the middle counts.
             first = lo + _SETTLE_MARGIN if lo > 0 else 0
             last = hi - _SETTLE_MARGIN if hi < len(text) else hi
             for s in self._find_all(text[lo:hi]):
                 a, b = s.start + lo, s.end + lo
-                if first <= a and b <= last and not any(a < h1 and h0 < b for h0, h1 in holders):
+                k = bisect_right(holder_ends, a)  # the first placeholder ending after `a`
+                if first <= a and b <= last and not (k < len(holders) and holders[k][0] < b):
                     found.append(Span(a, b, s.type, s.value))
         return _resolve(found)
 
@@ -1078,32 +1468,131 @@ class Anonymizer:
     # ---------------------------------------------------------------- the cleaning step
 
     def __call__(self, row: Row, kind: str) -> Outcome:
-        """Anonymize every text of `row` (all roles) with one registry; drop it in drop-conversation mode."""
+        """Anonymize every text of `row` (all roles), the strings in its `meta` and its `id`, with one
+        registry; drop the row in drop-conversation mode."""
         if not self.cfg.enabled:
             return Outcome(row)
-        texts = row_texts(row, kind)
-        new, counts = self.anonymize_texts(texts)
-        if not counts:
-            return Outcome(row)
-        if self.cfg.mode == "drop-conversation":
-            return Outcome.drop("pii", **counts)
-        return Outcome(with_texts(row, kind, new), changed=True, counts=counts)
-
+        parts, n_texts, n_meta = _row_parts(row, kind)
+        new, counts = self.anonymize_texts(parts)
+        return self._outcome(row, kind, parts, n_texts, n_meta, new, counts)
 
     def batch(self, rows: Sequence[Row], kind: str) -> list[Outcome]:
         """`self(row, kind)` for many rows, scanned in one pass (see `anonymize_many`)."""
         if not self.cfg.enabled:
             return [Outcome(row) for row in rows]
-        results = self.anonymize_many([row_texts(row, kind) for row in rows])
-        outcomes = []
-        for row, (new, counts) in zip(rows, results, strict=True):
-            if not counts:
-                outcomes.append(Outcome(row))
-            elif self.cfg.mode == "drop-conversation":
-                outcomes.append(Outcome.drop("pii", **counts))
-            else:
-                outcomes.append(Outcome(with_texts(row, kind, new), changed=True, counts=counts))
-        return outcomes
+        parts = [_row_parts(row, kind) for row in rows]
+        results = self.anonymize_many([p for p, _, _ in parts])
+        return [
+            self._outcome(row, kind, p, n_texts, n_meta, new, counts)
+            for row, (p, n_texts, n_meta), (new, counts) in zip(rows, parts, results, strict=True)
+        ]
+
+    def _outcome(
+        self, row: Row, kind: str, parts: list[str], n_texts: int, n_meta: int, new: list[str], counts: dict[str, int]
+    ) -> Outcome:
+        """The step's outcome for `row` given its anonymized parts (see `_row_parts`).
+
+        Meta strings take their placeholders (counted by type, and in all under "META"); an
+        id with anything found in it becomes a pseudonym (counted under "ID", not by type: no
+        placeholder is written), so the id column of a CSV cannot carry a customer's email.
+        """
+        if not counts:
+            return Outcome(row)
+        counts = dict(counts)
+        meta_at, id_at = n_texts, n_texts + n_meta
+        new_id: str | None = None
+        if id_at < len(parts) and new[id_at] != parts[id_at]:
+            added = _placeholder_types(new[id_at])
+            for t, n in _placeholder_types(parts[id_at]).items():
+                added[t] = added.get(t, 0) - n
+            for t, n in added.items():
+                if n > 0:
+                    counts[t] -= n
+                    if counts[t] <= 0:
+                        del counts[t]
+            counts["ID"] = 1
+            new_id = self.pseudonym(parts[id_at])
+        meta_changed = new[meta_at:id_at] != parts[meta_at:id_at]
+        if meta_changed:
+            counts["META"] = sum(len(_PLACEHOLDER.findall(t)) for t in new[meta_at:id_at]) - sum(
+                len(_PLACEHOLDER.findall(t)) for t in parts[meta_at:id_at]
+            )
+        if self.cfg.mode == "drop-conversation":
+            return Outcome.drop("pii", **counts)
+        out = with_texts(row, kind, new[:n_texts])
+        if meta_changed:
+            out["meta"] = _with_strings(row["meta"], iter(new[meta_at:id_at]))
+        if new_id is not None:
+            out["id"] = new_id
+        return Outcome(out, changed=True, counts=counts)
+
+    def pseudonym(self, row_id: str) -> str:
+        """The stable stand-in for a row id that holds personal data: "anon-" + 16 hex digits of
+        SHA-256(salt, id); the same id gives the same pseudonym in every run with the same salt."""
+        return "anon-" + hashlib.sha256(f"{self.cfg.salt}\x00{row_id}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _row_parts(row: Row, kind: str) -> tuple[list[str], int, int]:
+    """What the step anonymizes in `row`, as one conversation: its texts, then every string in
+    its `meta` (depth first), then its id; and how many texts and meta strings there are."""
+    texts = row_texts(row, kind)
+    meta = list(_strings(row.get("meta")))
+    rid = row.get("id")
+    return texts + meta + ([rid] if isinstance(rid, str) and rid else []), len(texts), len(meta)
+
+
+# A meta field named like a person's name ("customer_name", "fullName") is read as "Name: <value>",
+# so a bare "Grace Silva" there is found; fields naming things (file_name, product_name) are not.
+_META_NAME_LABEL = "Name: "
+_META_NAME_KEYS = _words("name fullname firstname lastname givenname surname familyname username displayname")
+_META_THING_KEYS = _words(
+    "file filename product item company business brand store shop model host hostname domain team project "
+    "dataset source intent tag tags category queue channel app device network column field sheet table"
+)
+
+
+def _person_name_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    parts = re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower().split("_")
+    parts = [p for piece in parts for p in re.split(r"[\s.\-]+", piece) if p]
+    joined = "".join(parts)
+    return (joined in _META_NAME_KEYS or parts[-1:] == ["name"]) and not any(p in _META_THING_KEYS for p in parts)
+
+
+def _strings(obj: object, person: bool = False) -> Iterator[str]:
+    """Every string value in a JSON-like object, depth first (dict keys are field names: left alone;
+    the value of a person-name field comes with a "Name: " label, see `_person_name_key`)."""
+    if isinstance(obj, str):
+        yield _META_NAME_LABEL + obj if person else obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, _person_name_key(k))
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v, person)
+
+
+def _with_strings(obj: Any, new: Iterator[str], person: bool = False) -> Any:
+    """`obj` with its string values (in `_strings` order) taken from `new`; numbers, bools, None kept."""
+    if isinstance(obj, str):
+        value = next(new)
+        return value[len(_META_NAME_LABEL) :] if person else value
+    if isinstance(obj, dict):
+        return {k: _with_strings(v, new, _person_name_key(k)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_with_strings(v, new, person) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_with_strings(v, new, person) for v in obj)
+    return obj
+
+
+def _placeholder_types(text: str) -> dict[str, int]:
+    """How many placeholders of each type `text` holds."""
+    counts: dict[str, int] = {}
+    for m in _PLACEHOLDER.finditer(text):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
 
 
 def _may_unsettle(text: str, spans: list[Span]) -> bool:
@@ -1131,9 +1620,11 @@ def _may_unsettle(text: str, spans: list[Span]) -> bool:
         before = text[max(0, a - 32) : a].rstrip()
         if before[-1:].isalpha() or before[-1:] in ("-", "–", "—", "~", ".", "!"):  # a word that may end a name?
             last = before.split()[-1].strip(".,!?;:-–—~'’\"()")
-            if (last[:1].isupper() and last.lower() not in _STOP_WORDS) or last.lower() == "here":
+            if (last[:1].isupper() and last.lower() not in _STOP_WORDS) or last.lower() == "here" or last in _PARTICLES:
                 return True
         if text.find(" here", b, b + 48) != -1:  # "<EMAIL_1> Grace here.": a new sentence start?
+            return True
+        if "name" in before.lower():  # "my name is grace <EMAIL_1>": the word after the name changed
             return True
     return False
 
@@ -1161,7 +1652,8 @@ def _occurrences(text: str, values: dict[str, str], known: Iterable[Span] = ()) 
 
 def _resolve(spans: list[Span]) -> list[Span]:
     """Keep non-overlapping spans: within each group of overlapping ones, higher-priority types
-    first, then longer, then earlier."""
+    first, then longer, then earlier. O(n log n): one sort, one sweep into groups, and in a
+    large group a tree of covered positions instead of comparing each span with every kept one."""
     if len(spans) < 2:
         return spans
     spans.sort()
@@ -1178,16 +1670,48 @@ def _resolve(spans: list[Span]) -> list[Span]:
             if len(group) == 1:
                 out.append(group[0])
             else:
-                group.sort(key=lambda g: (_PRIORITY[g.type], g.start - g.end, g.start))
-                taken: list[Span] = []
-                for g in group:
-                    if all(g.end <= t.start or g.start >= t.end for t in taken):
-                        taken.append(g)
-                out.extend(sorted(taken))
+                out.extend(sorted(_pick(group)))
             group = []
         group.append(s)
         group_end = max(group_end, s.end) if len(group) > 1 else s.end
     return out
+
+
+def _pick(group: list[Span]) -> list[Span]:
+    """The spans of one overlapping group kept by `_resolve`, greedily in order of preference."""
+    group.sort(key=lambda g: (_PRIORITY[g.type], g.start - g.end, g.start))
+    if len(group) <= 16:  # small (the usual case): compare with each kept span
+        taken: list[Span] = []
+        for g in group:
+            if all(g.end <= t.start or g.start >= t.end for t in taken):
+                taken.append(g)
+        return taken
+    # Large ("Hi Grace Grace Grace ..." repeated): the group's boundaries cut the text into
+    # slots; a Fenwick tree counts the slots kept spans cover. A span is kept if it covers no
+    # covered slot; kept spans are disjoint, so each slot is marked at most once overall.
+    cuts = sorted({g.start for g in group} | {g.end for g in group})
+    slot = {c: i for i, c in enumerate(cuts)}
+    n = len(cuts)
+    tree = [0] * (n + 1)
+
+    def covered_before(i: int) -> int:  # covered slots among 0 .. i-1
+        total = 0
+        while i > 0:
+            total += tree[i]
+            i -= i & -i
+        return total
+
+    taken = []
+    for g in group:
+        a, b = slot[g.start], slot[g.end]
+        if covered_before(b) - covered_before(a):
+            continue
+        taken.append(g)
+        for i in range(a + 1, b + 1):  # mark slots a .. b-1
+            while i <= n:
+                tree[i] += 1
+                i += i & -i
+    return taken
 
 
 def _iban_value(raw: str) -> str:
@@ -1244,7 +1768,9 @@ class AnonymizeConfig:
     input: str = opt("-", "text file to anonymize; - reads standard input", positional=True, metavar="FILE")
     out: str = opt("-", "where to write the anonymized text (written atomically); - is standard output")
     per_line: bool = opt(
-        False, "number placeholders per line (each line is one conversation) instead of across the whole input"
+        False,
+        "each line is one conversation: placeholders numbered per line, no context from the line before "
+        "(instead of across the whole input)",
     )
     registry_limit: int = opt(
         100_000,
@@ -1275,6 +1801,10 @@ def _lines(f: IO[bytes], name: str) -> Iterator[tuple[str, bytes]]:
         yield text, end
 
 
+_CONTEXT_CHARS = 200  # of the previous line, kept as context for the next one
+_NAME_FIRST_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
+
+
 def anonymize_lines(
     lines: Iterable[str], anonymizer: Anonymizer, *, per_line: bool = False, registry_limit: int = 100_000
 ) -> Iterator[tuple[str | None, dict[str, int]]]:
@@ -1282,17 +1812,52 @@ def anonymize_lines(
 
     One registry serves the whole stream (the same email is <EMAIL_1> on every line) until
     it holds `registry_limit` values; then numbering starts afresh, so memory stays flat.
+    Unless `per_line`, each line is looked at after the end of the previous non-blank one
+    (and up to two blank lines), so "Thanks,\nGrace Silva" and an address whose city and ZIP
+    are on the next line are found; only the current line is changed. Names found so far
+    (as many as the registry holds) are replaced wherever they occur later in the stream.
     """
     cfg = anonymizer.cfg
     registry = Registry(hashed=cfg.mode == "hash", salt=cfg.salt)
+    names: dict[str, list[str]] = {}  # first word -> names found so far that start with it
+    n_names = 0
+    context = ""  # the end of the last non-blank line
+    blanks = 0  # blank lines since
     for line in lines:
-        if per_line or len(registry) >= registry_limit:
+        if per_line or len(registry) >= registry_limit or n_names >= registry_limit:
             registry = Registry(hashed=cfg.mode == "hash", salt=cfg.salt)
-        (new,), counts = anonymizer.anonymize_with([line], registry)
+            names.clear()
+            n_names = 0
+        if per_line:
+            (new,), counts = anonymizer.anonymize_with([line], registry)
+        else:
+            known = None
+            if names:
+                known = {n: "NAME" for w in set(_NAME_FIRST_WORD.findall(line)) for n in names.get(w, ())}
+            before = context + "\n" * (1 + min(blanks, 2)) if context else ""
+            new, counts, found = anonymizer.anonymize_after(before, line, registry, known)
+            for value in found:
+                first = value.split()[0]
+                if value not in names.get(first, ()):
+                    names.setdefault(first, []).append(value)
+                    n_names += 1
+            if line.strip():
+                context, blanks = _line_tail(line), 0
+            else:
+                blanks += 1
         if counts and cfg.mode == "drop-conversation":
             yield None, counts
         else:
             yield new, counts
+
+
+def _line_tail(line: str) -> str:
+    """The last `_CONTEXT_CHARS` or so of `line`, cut at a space (enough for a trigger or a street)."""
+    if len(line) <= _CONTEXT_CHARS:
+        return line
+    tail = line[-_CONTEXT_CHARS:]
+    cut = tail.find(" ")
+    return tail[cut + 1 :] if cut != -1 else tail
 
 
 def anonymize_main(cfg: AnonymizeConfig, ui: UI = QUIET) -> dict[str, int]:
@@ -1321,6 +1886,9 @@ def anonymize_main(cfg: AnonymizeConfig, ui: UI = QUIET) -> dict[str, int]:
                 stats["dropped"] += 1
             else:
                 dst.write(new.encode("utf-8") + end)
+
+    if cfg.out != "-" and Path(cfg.out).is_dir():
+        raise UserError(f"--out {cfg.out}: is a directory; give the path of the file to write")
 
     def to_output(src: IO[bytes]) -> None:
         if cfg.out == "-":

@@ -92,8 +92,8 @@ def main(cfg: SplitConfig, ui: UI = QUIET) -> dict[str, Any]:
         for w in writers.values():
             w.__enter__()
         try:
-            index_args = {"candidate_threshold": max(0.3, cfg.threshold - 0.2), "verify_threshold": max(0.0, cfg.threshold - 0.05)}
-            with DedupIndex(dcfg, **index_args) as index, ui.progress("split", total=2 * src.num_rows) as advance:
+            cand, verify = max(0.3, cfg.threshold - 0.2), max(0.0, cfg.threshold - 0.05)
+            with DedupIndex(dcfg, candidate_threshold=cand, verify_threshold=verify) as index, ui.progress("split", total=2 * src.num_rows) as advance:
                 # Pass 1: val and test rows, which also go into the leakage index.
                 for batch in src.iter_batches(1000):
                     held = []

@@ -282,7 +282,7 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, loss_fn: LossFn, dty
     if dist.world > 1:
         tdist.all_reduce(total)
     model.train(was_training)
-    return float(total[0] / max(total[1], 1.0))
+    return float(total[0]) / max(float(total[1]), 1.0)
 
 
 @dataclass
@@ -305,10 +305,8 @@ class _StopFlag:
 
     def __enter__(self) -> _StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

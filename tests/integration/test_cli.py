@@ -26,13 +26,13 @@ def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 
 def test_help_lists_the_lifecycle_that_exists():
     out = cf("--help").stdout
-    for cmd in ("data", "quickstart"):
+    for cmd in ("data", "tokenizer", "pretrain", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
-    for absent in ("pretrain", "serve", "sft"):
+    for absent in ("serve", "sft", "dpo"):
         assert absent not in out
 
 
@@ -210,6 +210,67 @@ SURFACE = {
             "--synth.test-conversations",
             "--workdir",
             "--workers",
+        ],
+    ),
+    "tokenizer train": (
+        [],
+        [
+            "--data",
+            "--max-mb",
+            "--min-frequency",
+            "--no-overwrite",
+            "--out",
+            "--overwrite",
+            "--vocab-size",
+        ],
+    ),
+    "pretrain": (
+        [],
+        [
+            "--data",
+            "--model.attention",
+            "--model.block-size",
+            "--model.dropout",
+            "--model.intermediate-size",
+            "--model.n-embd",
+            "--model.n-head",
+            "--model.n-kv-head",
+            "--model.n-layer",
+            "--model.norm-eps",
+            "--model.rope-theta",
+            "--model.tie-embeddings",
+            "--model.vocab-size",
+            "--no-model.tie-embeddings",
+            "--no-overwrite",
+            "--no-resume",
+            "--no-train.compile",
+            "--out",
+            "--overwrite",
+            "--resume",
+            "--tokenizer",
+            "--train.batch-size",
+            "--train.compile",
+            "--train.dtype",
+            "--train.eval-batches",
+            "--train.eval-every",
+            "--train.keep-last",
+            "--train.log-every",
+            "--train.micro-batch",
+            "--train.optim.beta1",
+            "--train.optim.beta2",
+            "--train.optim.decay-fraction",
+            "--train.optim.eps",
+            "--train.optim.grad-clip",
+            "--train.optim.lr",
+            "--train.optim.min-lr-ratio",
+            "--train.optim.schedule",
+            "--train.optim.warmup-steps",
+            "--train.optim.weight-decay",
+            "--train.patience",
+            "--train.save-every",
+            "--train.steps",
+            "--val-data",
+            "--val-fraction",
         ],
     ),
 }

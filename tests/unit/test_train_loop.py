@@ -20,8 +20,8 @@ from chatforge.checkpoint import find_checkpoint, load_checkpoint, save_checkpoi
 from chatforge.model import GPT, ModelConfig
 from chatforge.optim import OptimConfig, lr_at, make_optimizer, param_groups
 from chatforge.tracking import RunLog, read_metrics
-from chatforge.train.loop import Dist, NonFiniteLoss, TrainConfig, fit, lm_loss, train_step
 from chatforge.train.data import TokenWindows, val_batches
+from chatforge.train.loop import Dist, NonFiniteLoss, TrainConfig, fit, lm_loss, train_step
 
 SEQ = 16
 
@@ -72,7 +72,7 @@ def test_loss_goes_down_on_a_learnable_stream(tmp_path):
     model = tiny_model()
     data = TokenWindows(token_file(tmp_path), "uint16", SEQ, seed=0, dist=Dist())
     log = RunLog(tmp_path / "run", stage="t", config={})
-    fit(model, make_optimizer(model, OptimConfig(lr=3e-3)), data, train_cfg(steps=80), run_dir=tmp_path / "run", log=log)
+    fit(model, data, train_cfg(steps=80), run_dir=tmp_path / "run", log=log)
     log.close()
     losses = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
     assert losses[0] > math.log(64) * 0.9
@@ -117,18 +117,18 @@ class _SigtermAt:
         self.inner.load_state_dict(state)
 
 
-def test_resume_is_exact_after_sigterm(tmp_path):
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_resume_is_exact_after_sigterm(tmp_path, dtype):
     """2N steps straight == N steps, SIGTERM (checkpoint + stop), resume for N more: identical losses."""
     path = token_file(tmp_path)
-    cfg = train_cfg(steps=30, eval_every=0, save_every=0)
+    cfg = train_cfg(steps=30, eval_every=0, save_every=0, dtype=dtype)
 
     def run(run_dir: Path, stop_at: int | None, resume: bool) -> list[float]:
         model = tiny_model(dropout=0.1)  # dropout: the RNG state must be restored too
-        opt = make_optimizer(model, cfg.optim)
         data = TokenWindows(path, "uint16", SEQ, seed=1, dist=Dist())
         batches = _SigtermAt(data, stop_at) if stop_at else data
         log = RunLog(run_dir, stage="t", config={}, resume_step=15 if resume else None)
-        result = fit(model, opt, batches, cfg, run_dir=run_dir, log=log, resume=resume)
+        result = fit(model, batches, cfg, run_dir=run_dir, log=log, resume=resume)
         log.close()
         return [m["loss"] for m in read_metrics(run_dir) if "loss" in m], result.stopped
 
@@ -206,7 +206,7 @@ def test_non_finite_loss_stops_before_any_weight_changes(tmp_path):
 
     log = RunLog(tmp_path / "run", stage="t", config={})
     with pytest.raises(NonFiniteLoss, match=r"the loss became nan at step 3.*Lower the learning rate"):
-        fit(model, make_optimizer(model, OptimConfig(lr=1e-2)), data, train_cfg(steps=10, save_every=1), run_dir=tmp_path / "run", log=log, loss_fn=poisoned)
+        fit(model, data, train_cfg(steps=10, save_every=1, optim=OptimConfig(lr=1e-2)), run_dir=tmp_path / "run", log=log, loss_fn=poisoned)
     log.close()
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.startswith("step_"))
     assert names == ["step_000001", "step_000002"]  # no checkpoint of the poisoned step
@@ -227,7 +227,7 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
     val = lambda: val_batches(other, "uint16", SEQ, 8, Dist())  # noqa: E731
     log = RunLog(tmp_path / "run", stage="t", config={})
     cfg = train_cfg(steps=200, eval_every=5, patience=2, keep_last=1, optim=OptimConfig(lr=1e-2, warmup_steps=0))
-    result = fit(model, make_optimizer(model, cfg.optim), data, cfg, run_dir=tmp_path / "run", log=log, val=val)
+    result = fit(model, data, cfg, run_dir=tmp_path / "run", log=log, val=val)
     log.close()
     assert result.stopped == "early_stopping" and result.steps < 200
     vals = [m for m in read_metrics(tmp_path / "run") if "val_loss" in m]
@@ -241,7 +241,7 @@ DDP_WORKER = textwrap.dedent(
     import json, os, sys, torch
     from pathlib import Path
     from chatforge.model import GPT, ModelConfig
-    from chatforge.optim import OptimConfig, make_optimizer
+    from chatforge.optim import OptimConfig
     from chatforge.tracking import RunLog, read_metrics
     from chatforge.train.loop import TrainConfig, fit, init_distributed
     from chatforge.train.data import TokenWindows
@@ -252,7 +252,7 @@ DDP_WORKER = textwrap.dedent(
     data = TokenWindows(Path(sys.argv[1]), "uint16", 16, 0, dist)
     run = Path(sys.argv[2])
     log = RunLog(run, stage="t", config={}, enabled=dist.main)
-    fit(model, make_optimizer(model, cfg.optim), data, cfg, run_dir=run, log=log, dist=dist)
+    fit(model, data, cfg, run_dir=run, log=log, dist=dist)
     log.close()
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     torch.save(flat, run / f"params-{dist.rank}.pt")
