@@ -15,6 +15,7 @@ the command line). No `eval`, no dotted import paths: a config is plain data.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
 import math
@@ -259,7 +260,28 @@ def _where(v: _Value | _Group, path: str) -> str:
     return f"{v.where}: {path}: " if v.where else f"{path}: "
 
 
-def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
+def _field_default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return MISSING
+
+
+def declared(cls: type, instance: Any) -> dict[str, Any]:
+    """The fewest field values that rebuild `instance` of a config dataclass: taken in field
+    order, a value is declared only if the class would not derive it from those before it
+    (so ModelConfig(n_head=4) declares n_head, not the n_kv_head it fills in from it)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if getattr(instance, f.name) != getattr(cls(**out), f.name):
+            out[f.name] = getattr(instance, f.name)
+    return out
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str, base: dict[str, Any] | None = None) -> T:
+    """`cls` from a tree of values; fields not given come from `base` (the values a parent's
+    field declares for this group, e.g. a preset model config), else the field's own default."""
     hints = _hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key, v in data.items():
@@ -277,10 +299,12 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
             sub = data.get(name, {})
             if isinstance(sub, _Value):
                 raise ConfigError(f"{_where(sub, path)}expected a group of fields, got {sub.value!r}")
-            kwargs[name] = _build(tp, sub, path + ".")  # type: ignore[arg-type]
+            kwargs[name] = _build(tp, sub, path + ".", _group_base(tp, f, base))  # type: ignore[arg-type]
             continue
         if name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+            if base is not None and name in base:
+                kwargs[name] = copy.deepcopy(base[name])
+            elif f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
                 raise ConfigError(f"{path}: required")
             continue
         v = data[name]
@@ -380,25 +404,33 @@ def save_config(cfg: Any, path: str | Path) -> None:
 # Command-line flags generated from a dataclass
 
 
-def iter_fields(cls: type, prefix: str = "") -> typing.Iterator[tuple[str, Field[Any], Any]]:
-    """Every leaf field of a config dataclass as (dotted name, field, type)."""
+def _group_base(tp: type, f: Field[Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a nested group's field declares for it: the parent's base, else its default instance."""
+    if base is not None and f.name in base:
+        return base[f.name]
+    inst = _field_default(f)
+    return None if inst is MISSING else _declared_tree(tp, inst)
+
+
+def _declared_tree(tp: type, inst: Any) -> dict[str, Any]:
+    return {k: (_declared_tree(type(v), v) if dataclasses.is_dataclass(v) else v) for k, v in declared(tp, inst).items()}
+
+
+def iter_fields(cls: type, prefix: str = "", base: dict[str, Any] | None = None) -> typing.Iterator[tuple[str, Field[Any], Any, Any]]:
+    """Every leaf field of a config dataclass as (dotted name, field, type, default); a nested
+    group's defaults are what its parent's field declares for it."""
     hints = _hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            yield from iter_fields(tp, prefix + f.name + ".")  # type: ignore[arg-type]
+            yield from iter_fields(tp, prefix + f.name + ".", _group_base(tp, f, base))  # type: ignore[arg-type]
         else:
-            yield prefix + f.name, f, tp
+            default = base[f.name] if base is not None and f.name in base else _field_default(f)
+            yield prefix + f.name, f, tp, default
 
 
-def _default_text(f: Field[Any]) -> str:
-    if f.default is not MISSING:
-        d = f.default
-    elif f.default_factory is not MISSING:  # type: ignore[misc]
-        d = f.default_factory()  # type: ignore[misc]
-    else:
-        return ""
-    if d in ("", None, []):
+def _default_text(d: Any) -> str:
+    if d is MISSING or d in ("", None, []):
         return ""
     if isinstance(d, bool):
         d = "true" if d else "false"
@@ -414,13 +446,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
     those values then override the YAML file, which overrides the dataclass defaults.
     """
     bools: list[str] = []
-    for dotted, f, tp in iter_fields(cls):
+    for dotted, f, tp, default in iter_fields(cls):
         meta = f.metadata
         help_text = meta.get("help", "")
         rng = range_text(meta)
         if rng:
             help_text += f" [{rng}]"
-        help_text += _default_text(f)
+        help_text += _default_text(default)
         help_text = help_text.replace("%", "%%")
         is_list = get_origin(_is_optional(tp)[1]) is list
         if meta.get("positional"):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class ModelConfig:
     norm_eps: float = opt(1e-5, "RMSNorm epsilon", gt=0)
     tie_embeddings: bool = opt(True, "share the input embedding and output projection weights")
     dropout: float = opt(0.0, "dropout on attention probabilities and residual branches", ge=0, lt=1)
-    attention: str = opt("auto", "attention kernel: auto, sdpa (torch) or manual (explicit softmax)")
+    attention: Literal["auto", "sdpa", "manual"] = opt("auto", "attention kernel: auto (manual on CPU, sdpa on GPU), sdpa (torch) or manual (explicit softmax)")
 
     def __post_init__(self) -> None:
         if self.n_kv_head == 0:
@@ -190,11 +190,13 @@ class KVCache:
 
 
 def attention_kernel(cfg: ModelConfig, device: torch.device) -> str:
-    """The attention implementation to use. "auto" is torch's SDPA (flash kernels on CPU and
-    GPU): with bf16 weights it beat an explicit softmax here by 1.2x at 256 tokens and 1.2x
-    at 512 (benchmarks/train_throughput.py prints both). "manual" is the explicit softmax,
-    readable and the reference in tests."""
-    return "manual" if cfg.attention == "manual" else "sdpa"
+    """The attention implementation to use. "auto": the explicit softmax on CPU, where torch's
+    SDPA flash kernel is slow in bf16 backward (a training step of the 14M benchmark model
+    spent 0.36 s in it vs 0.15 s for all of the explicit attention; benchmarks/train_throughput.py
+    prints both modes), and SDPA (flash / memory-efficient kernels) on GPUs."""
+    if cfg.attention != "auto":
+        return cfg.attention
+    return "sdpa" if device.type == "cuda" else "manual"
 
 
 class Attention(nn.Module):
@@ -229,11 +231,18 @@ class Attention(nn.Module):
             v = v.repeat_interleave(groups, dim=1)
         p = cfg.dropout if self.training else 0.0
         if attention_kernel(cfg, x.device) == "manual":
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(cfg.head_dim))  # (B, H, T, S)
-            att = att.masked_fill(~mask, float("-inf")) if mask is not None else att
-            att = F.softmax(att.float(), dim=-1).to(q.dtype)
-            att = F.dropout(att, p, self.training)
-            y = att @ v  # (B, H, T, D)
+            H, S, D = cfg.n_head, k.shape[2], cfg.head_dim
+            # scores = mask bias + q k^T / sqrt(D) in one batched matmul; the bias is 0 where
+            # attention is allowed and -inf elsewhere, (T, S) or per row (B, 1, T, S).
+            bias = torch.zeros(mask.shape if mask is not None else (T, S), dtype=q.dtype, device=x.device)
+            if mask is not None:
+                bias.masked_fill_(~mask, float("-inf"))
+            if bias.dim() == 4:
+                bias = bias.expand(B, H, T, S).reshape(B * H, T, S)
+            att = torch.baddbmm(bias, q.reshape(B * H, T, D), k.reshape(B * H, S, D).transpose(1, 2), alpha=1.0 / math.sqrt(D))
+            # softmax in the activations' dtype: torch's kernel accumulates in float32 itself
+            att = F.dropout(F.softmax(att, dim=-1), p, self.training)
+            y = torch.bmm(att, v.reshape(B * H, S, D)).view(B, H, T, D)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))

@@ -4,9 +4,12 @@
 
 Today that is: generate the support world (`data synth`), clean its raw logs,
 knowledge base and preference pairs (`data clean`: PII removed, noise filtered,
-duplicates dropped), split the clean conversations (`data split`) and look at the
-training split (`data stats`). Each stage that lands adds its step here, so this
-command always runs everything chatforge can do, offline, on a laptop CPU.
+duplicates dropped), split the clean conversations (`data split`), look at the
+training split (`data stats`), train a tokenizer on the clean knowledge base and
+training conversations (`tokenizer train`) and pretrain a tiny GPT on them
+(`pretrain`, the same model and schedule as configs/pretrain-cpu-tiny.yaml). Each
+stage that lands adds its step here, so this command always runs everything
+chatforge can do, offline, on a laptop CPU.
 """
 
 from __future__ import annotations
@@ -20,10 +23,32 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from chatforge import tokenizer
 from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
+from chatforge.model import ModelConfig
+from chatforge.optim import OptimConfig
+from chatforge.train import pretrain
+from chatforge.train.loop import TrainConfig
 from chatforge.ui import QUIET, UI
+
+
+def tiny_model() -> ModelConfig:
+    """The quickstart's GPT (~1.6M parameters with its 2048-token vocabulary); configs/pretrain-cpu-tiny.yaml is the same."""
+    return ModelConfig(n_layer=4, n_embd=128, n_head=4, n_kv_head=4, block_size=256)
+
+
+def tiny_train() -> TrainConfig:
+    """The quickstart's schedule: a few minutes on a 2-core laptop CPU."""
+    return TrainConfig(
+        steps=300,
+        batch_size=16,
+        eval_every=100,
+        eval_batches=8,
+        save_every=100,
+        optim=OptimConfig(lr=3e-3, warmup_steps=30, min_lr_ratio=0.1, weight_decay=0.1),
+    )
 
 
 @dataclass
@@ -34,6 +59,9 @@ class QuickstartConfig:
     seed: int = opt(0, "random seed for every stage")
     workers: int = opt(0, "worker processes for data cleaning (0 = one per CPU core)", ge=0, le=256)
     synth: synth.WorldSize = opt(default_factory=synth.WorldSize)
+    vocab_size: int = opt(2048, "tokenizer vocabulary size", ge=512, le=65536)
+    model: ModelConfig = opt(default_factory=tiny_model)
+    train: TrainConfig = opt(default_factory=tiny_train)
 
 
 def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
@@ -77,11 +105,39 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
             inspect.print_stats(ds, stats, ui)
         return stats
 
+    tok_dir = work / "runs" / "tokenizer"
+    pretrain_dir = work / "runs" / "pretrain"
+    corpus = [str(clean_dir / "kb"), str(splits_dir / "train")]
+
+    def do_tokenizer() -> Any:
+        tc = tokenizer.TokenizerTrainConfig(data=corpus, out=str(tok_dir), vocab_size=cfg.vocab_size, overwrite=True)
+        tok = tokenizer.main(tc, ui)
+        written.append(("tokenizer (tokenizer.json + chat template)", str(tok_dir)))
+        return {"vocab_size": tok.vocab_size}
+
+    def do_pretrain() -> Any:
+        pc = pretrain.PretrainConfig(
+            data=corpus,
+            val_data=[str(splits_dir / "val")],
+            tokenizer=str(tok_dir),
+            out=str(pretrain_dir),
+            seed=cfg.seed,
+            overwrite=True,
+            model=cfg.model,
+            train=cfg.train,
+        )
+        out = pretrain.main(pc, ui)
+        written.append(("pretraining run (metrics.jsonl, checkpoints)", str(pretrain_dir)))
+        written.append(("pretrained model (Hugging Face format)", str(pretrain_dir / "model")))
+        return out
+
     steps: list[tuple[str, str, Callable[[], Any]]] = [
         ("synth", "generate the built-in support world", do_synth),
         ("clean", "remove PII, noise and duplicates from the raw data", do_clean),
         ("split", "train/val/test splits of the clean conversations", do_split),
         ("stats", "inspect the training split", do_stats),
+        ("tokenizer", "train a byte-level BPE tokenizer with the chat template", do_tokenizer),
+        ("pretrain", "pretrain a tiny GPT on the knowledge base and conversations", do_pretrain),
     ]
     t0 = time.time()
     for i, (name, what, fn) in enumerate(steps, 1):

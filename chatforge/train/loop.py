@@ -292,8 +292,9 @@ class FitResult:
     best_val: float | None
     best_checkpoint: str | None
     stopped: str  # "done", "early_stopping" or "signal"
-    seconds: float
-    tokens: int
+    seconds: float  # of this process's run (since the resume, if resumed)
+    tokens: int  # all steps, including those before a resume
+    session_tokens: int  # the steps of this run only: tokens / s = session_tokens / seconds
 
 
 class _StopFlag:
@@ -393,7 +394,7 @@ def fit(
         state["bad_evals"] += 1
         return False, bool(cfg.patience) and state["bad_evals"] >= cfg.patience
 
-    start_step = state["step"]
+    start_step, start_tokens = state["step"], state["tokens"]
     t0 = time.perf_counter()
     tokens_window, t_window = 0, time.perf_counter()
     stopped, last_loss = "done", float("nan")
@@ -437,7 +438,7 @@ def fit(
                 ui.note(f"{stage}: stopped by signal {flag.signal} at step {step}; checkpoint saved, resume with --resume")
                 break
     weights.finish()
-    return FitResult(step, last_loss, state["best_val"], state["best_checkpoint"], stopped, time.perf_counter() - t0, state["tokens"])
+    return FitResult(step, last_loss, state["best_val"], state["best_checkpoint"], stopped, time.perf_counter() - t0, state["tokens"], state["tokens"] - start_tokens)
 
 
 def _take(it: Iterator[Batch], n: int) -> Iterator[Batch]:

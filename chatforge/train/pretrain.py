@@ -142,7 +142,7 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             raise UserError(f"{out}: exists and is not a run dir; refusing to delete it (choose another --out)")
         import shutil
 
-        for sub in ("checkpoints", "model", "metrics.jsonl"):
+        for sub in ("checkpoints", "model", "metrics.jsonl", "summary.json"):
             p = out / sub
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
         "best_val_bpb": (result.best_val / math.log(2) / bpt) if (result.best_val and bpt) else None,
         "stopped": result.stopped,
         "seconds": round(result.seconds, 1),
-        "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+        "tokens_per_s": result.session_tokens / max(result.seconds, 1e-9),
     }
     if dist.main and result.stopped != "signal":
         if result.stopped == "early_stopping" and result.best_checkpoint:
@@ -199,8 +199,8 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
         save_model_dir(out / "model", model, tokenizer_dir=cfg.tokenizer, info={"stage": "pretrain", "summary": summary}, overwrite=True)
         atomic_write_json(out / "summary.json", summary)
         ui.note(
-            f"pretrain done: {result.steps} steps, {result.tokens:,} tokens in {summary['seconds']}s "
-            f"({summary['tokens_per_s']:,.0f} tok/s), loss {result.final_loss:.3f}"
+            f"pretrain done: {result.steps} steps, {result.tokens:,} tokens "
+            f"({result.session_tokens:,} in {summary['seconds']}s, {summary['tokens_per_s']:,.0f} tok/s), loss {result.final_loss:.3f}"
             + (f", val {result.best_val:.3f} ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")
             + f" -> {out / 'model'}"
         )

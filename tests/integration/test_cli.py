@@ -202,12 +202,48 @@ SURFACE = {
     "quickstart": (
         [],
         [
+            "--model.attention",
+            "--model.block-size",
+            "--model.dropout",
+            "--model.intermediate-size",
+            "--model.n-embd",
+            "--model.n-head",
+            "--model.n-kv-head",
+            "--model.n-layer",
+            "--model.norm-eps",
+            "--model.rope-theta",
+            "--model.tie-embeddings",
+            "--model.vocab-size",
+            "--no-model.tie-embeddings",
+            "--no-train.compile",
             "--synth.conversations",
             "--synth.heldout-conversations",
             "--synth.kb-articles",
             "--synth.noise",
             "--synth.preferences",
             "--synth.test-conversations",
+            "--train.batch-size",
+            "--train.compile",
+            "--train.dtype",
+            "--train.eval-batches",
+            "--train.eval-every",
+            "--train.keep-last",
+            "--train.log-every",
+            "--train.micro-batch",
+            "--train.optim.beta1",
+            "--train.optim.beta2",
+            "--train.optim.decay-fraction",
+            "--train.optim.eps",
+            "--train.optim.grad-clip",
+            "--train.optim.lr",
+            "--train.optim.min-lr-ratio",
+            "--train.optim.schedule",
+            "--train.optim.warmup-steps",
+            "--train.optim.weight-decay",
+            "--train.patience",
+            "--train.save-every",
+            "--train.steps",
+            "--vocab-size",
             "--workdir",
             "--workers",
         ],
@@ -416,6 +452,14 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "10",
         "--synth.preferences",
         "20",
+        "--vocab-size",
+        "512",
+        "--train.steps",
+        "12",
+        "--train.eval-every",
+        "6",
+        "--train.save-every",
+        "6",
     ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
@@ -425,11 +469,15 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     assert (tmp_path / "qs" / "data" / "clean" / "conversations" / "clean_report.md").is_file()
     train = open_dataset(tmp_path / "qs" / "data" / "splits" / "train")
     assert train.manifest["parents"] == [clean.content_hash]
+    run = tmp_path / "qs" / "runs" / "pretrain"
+    assert json.loads((run / "summary.json").read_text())["steps"] == 12
+    assert (run / "model" / "model.safetensors").is_file() and (run / "model" / "tokenizer.json").is_file()
     if quiet:
         assert p.stdout == ""
     else:
         assert "where everything was written" in p.stdout and "qs/data/world/conversations" in p.stdout
         assert "cleaning report" in p.stdout
+        assert "qs/runs/pretrain/model" in p.stdout and "pretrain done" in p.stdout
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 

@@ -137,3 +137,42 @@ def test_generated_flags_parse_like_overrides():
 def test_non_finite_numbers_are_refused(value):
     with pytest.raises(ConfigError, match=r"^--train\.lr: must be a finite number"):
         load_config(Outer, overrides={"out": "o", "train.lr": value})
+
+
+@dataclass
+class Preset:
+    """A parent whose nested group has its own defaults (as quickstart's tiny model does)."""
+
+    train: Inner = opt(default_factory=lambda: Inner(lr=0.5, steps=3))
+
+
+def test_a_nested_groups_declared_defaults_are_kept_unless_overridden(tmp_path):
+    assert load_config(Preset).train == Inner(lr=0.5, steps=3)
+    assert load_config(Preset, overrides={"train.steps": "9"}).train == Inner(lr=0.5, steps=9)
+    assert load_config(Preset, file=write(tmp_path, "train:\n  lr: 0.1\n")).train == Inner(lr=0.1, steps=3)
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Preset)
+    assert "(default: 3)" in parser.format_help() and "(default: 10)" not in parser.format_help()
+
+
+@dataclass
+class Derived:
+    """A group that fills one field in from another (as ModelConfig does for n_kv_head)."""
+
+    heads: int = opt(4, "heads", ge=1)
+    kv: int = opt(0, "0 = heads", ge=0)
+
+    def __post_init__(self) -> None:
+        self.kv = self.kv or self.heads
+
+
+@dataclass
+class WithDerived:
+    plain: Derived = opt(default_factory=Derived)
+    preset: Derived = opt(default_factory=lambda: Derived(heads=8))
+
+
+def test_derived_fields_follow_an_override_not_the_default_instance():
+    cfg = load_config(WithDerived, overrides={"plain.heads": "2", "preset.heads": "2"})
+    assert cfg.plain == Derived(heads=2, kv=2) and cfg.preset == Derived(heads=2, kv=2)
+    assert load_config(WithDerived).preset == Derived(heads=8, kv=8)

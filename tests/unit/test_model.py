@@ -63,9 +63,9 @@ def test_packed_documents_do_not_attend_to_each_other(attention):
     assert torch.allclose(together[:, 17:], alone_b, atol=1e-5)
 
 
-@pytest.mark.parametrize("kv", [4, 2])
-def test_kv_cache_equals_full_recomputation(kv):
-    model = GPT(tiny(n_kv_head=kv)).eval()
+@pytest.mark.parametrize(("kv", "attention"), [(4, "manual"), (2, "manual"), (2, "sdpa")])
+def test_kv_cache_equals_full_recomputation(kv, attention):
+    model = GPT(tiny(n_kv_head=kv, attention=attention)).eval()
     idx = torch.randint(0, 257, (2, 30))
     with torch.no_grad():
         full = model(idx)
@@ -75,6 +75,22 @@ def test_kv_cache_equals_full_recomputation(kv):
     assert cache.length == 30
     assert torch.allclose(prefill, full[:, :20], atol=1e-5)
     assert torch.allclose(torch.cat(steps, dim=1), full[:, 20:], atol=1e-5)
+
+
+def test_attention_kernels_agree_in_bf16_forward_and_backward():
+    """The explicit softmax (CPU default) and torch's SDPA compute the same function in bf16."""
+    base = GPT(tiny(n_kv_head=2, attention="manual")).to(torch.bfloat16)
+    other = GPT(tiny(n_kv_head=2, attention="sdpa")).to(torch.bfloat16)
+    other.load_state_dict(base.state_dict())
+    idx = torch.randint(0, 257, (2, 40))
+    outs = []
+    for m in (base, other):
+        logits = m(idx)
+        logits.float().logsumexp(-1).mean().backward()
+        outs.append((logits.float(), m.model.layers[0].self_attn.q_proj.weight.grad.float()))
+    (la, ga), (lb, gb) = outs
+    assert (la - lb).abs().max() < 0.05 * la.abs().max()
+    assert torch.nn.functional.cosine_similarity(ga.flatten(), gb.flatten(), dim=0) > 0.99
 
 
 def test_parameter_count_and_tied_weights():

@@ -1,0 +1,120 @@
+"""`chatforge tokenizer train` and `chatforge pretrain` as a user runs them: real subprocesses,
+kill -9 and --resume, torchrun with two processes, and the saved model in transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from test_cli import EXE, cf  # same directory: pytest puts it on sys.path
+
+from chatforge.checkpoint import load_model_dir
+from chatforge.config import to_dict
+from chatforge.quickstart import tiny_model, tiny_train
+from chatforge.tracking import read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--model.n-layer", "2", "--model.n-embd", "32", "--model.n-head", "2", "--model.block-size", "32",
+        "--train.batch-size", "4", "--train.log-every", "1", "--train.eval-batches", "2", "-q"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A small cleaned support world and a tokenizer trained on it."""
+    root = tmp_path_factory.mktemp("corpus")
+    cf("data", "synth", "--out", "w", "--conversations", "200", "--test-conversations", "20",
+       "--heldout-conversations", "10", "--kb-articles", "40", "--preferences", "10", "-q", cwd=root)
+    cf("data", "clean", "w/kb", "--out", "kb", "-q", cwd=root)
+    cf("data", "clean", "w/conversations", "--out", "conv", "-q", cwd=root)
+    cf("tokenizer", "train", "--data", "kb", "conv", "--vocab-size", "512", "--out", "tok", "-q", cwd=root)
+    return root
+
+
+def pretrain_args(corpus: Path, out: Path, *extra: str) -> list[str]:
+    return ["pretrain", "--data", str(corpus / "kb"), str(corpus / "conv"), "--tokenizer", str(corpus / "tok"),
+            "--out", str(out), *TINY, *extra]
+
+
+def losses(run: Path) -> dict[int, float]:
+    return {m["step"]: m["loss"] for m in read_metrics(run) if "loss" in m}
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
+    steps = ["--train.steps", "40", "--train.save-every", "10", "--train.eval-every", "20"]
+    cf(*pretrain_args(corpus, tmp_path / "straight", *steps))
+    straight = losses(tmp_path / "straight")
+    assert sorted(straight) == list(range(1, 41))
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "COLUMNS": "120"}
+    p = subprocess.Popen([EXE, *pretrain_args(corpus, run, *steps)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "step_000020").is_dir() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (run / "model").exists()
+
+    # without --resume an existing run dir is refused, with a one-line message
+    refused = cf(*pretrain_args(corpus, run, *steps), check=False)
+    assert refused.returncode == 2 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
+
+    cf(*pretrain_args(corpus, run, *steps, "--resume"))
+    resumed = losses(run)
+    assert sorted(resumed) == list(range(1, 41))  # metrics after the checkpoint were rewritten, not duplicated
+    assert resumed == pytest.approx(straight, abs=0, rel=0)  # bit-identical continuation
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["tokens"] == 40 * 4 * 32 and summary["best_val_bpb"] > 0
+
+
+def test_saved_model_loads_in_transformers_with_the_same_logits(corpus, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cf(*pretrain_args(corpus, tmp_path / "run", "--train.steps", "5", "--train.eval-every", "0"))
+    model_dir = tmp_path / "run" / "model"
+    hf = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    ours = load_model_dir(model_dir).eval()
+    ids = torch.tensor([tok("Where is my order? It was due on Monday.")["input_ids"]])
+    with torch.no_grad():
+        diff = (hf(ids).logits - ours(ids)).abs().max().item()
+    assert diff < 1e-4
+
+
+def test_torchrun_two_processes(corpus, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}", "-m", "chatforge", *pretrain_args(corpus, run, "--train.steps", "8", "--train.eval-every", "4")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert sorted(losses(run)) == list(range(1, 9))  # one metrics log, written by rank 0 only
+    assert (run / "model" / "model.safetensors").is_file()
+    assert json.loads((run / "summary.json").read_text())["steps"] == 8
+
+
+def test_bad_input_is_one_line_exit_2(corpus, tmp_path):
+    p = cf("pretrain", "--data", str(corpus / "kb"), "--tokenizer", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), check=False)
+    assert p.returncode == 2 and "nope" in p.stderr and "Traceback" not in p.stderr
+    p = cf(*pretrain_args(corpus, tmp_path / "r", "--model.n-head", "3"), check=False)
+    assert p.returncode == 2 and "n_head" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_cpu_tiny_preset_is_the_quickstart_model():
+    preset = yaml.safe_load((ROOT / "configs" / "pretrain-cpu-tiny.yaml").read_text())
+    model, train = to_dict(tiny_model()), to_dict(tiny_train())
+    assert {k: model[k] for k in preset["model"]} == preset["model"]
+    assert {k: train[k] for k in preset["train"] if k != "optim"} == {k: v for k, v in preset["train"].items() if k != "optim"}
+    assert {k: train["optim"][k] for k in preset["train"]["optim"]} == preset["train"]["optim"]
