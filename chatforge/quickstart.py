@@ -128,6 +128,7 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         )
         out = pretrain.main(pc, ui)
         written.append(("pretraining run (metrics.jsonl, checkpoints)", str(pretrain_dir)))
+        written.append(("pretraining curves (loss, learning rate, speed)", str(pretrain_dir / "curves.png")))
         written.append(("pretrained model (Hugging Face format)", str(pretrain_dir / "model")))
         return out
 

@@ -15,7 +15,8 @@ order is saved in every checkpoint, so a resumed run sees exactly the batches an
 uninterrupted one would have.
 
 The run dir holds `config.json` (resolved), `metrics.jsonl`, `checkpoints/` and, at
-the end, `model/` (a Hugging Face model dir with the tokenizer).
+the end, `model/` (a Hugging Face model dir with the tokenizer), `summary.json` and
+`curves.png` (loss, validation loss, learning rate and tokens/s over the steps).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from chatforge.data.dataset import open_dataset
 from chatforge.data.steps import row_texts
 from chatforge.errors import ConfigError, UserError
 from chatforge.model import GPT, ModelConfig
+from chatforge.plots import plot_training
 from chatforge.tokenizer import Tokenizer
 from chatforge.tracking import RunLog
 from chatforge.train.data import TokenWindows, val_batches
@@ -142,7 +144,7 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             raise UserError(f"{out}: exists and is not a run dir; refusing to delete it (choose another --out)")
         import shutil
 
-        for sub in ("checkpoints", "model", "metrics.jsonl", "summary.json"):
+        for sub in ("checkpoints", "model", "metrics.jsonl", "summary.json", "curves.png"):
             p = out / sub
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,6 +200,7 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
             model.load_state_dict(weights, strict=False)
         save_model_dir(out / "model", model, tokenizer_dir=cfg.tokenizer, info={"stage": "pretrain", "summary": summary}, overwrite=True)
         atomic_write_json(out / "summary.json", summary)
+        plot_training(out, title=f"pretrain: {model.num_params() / 1e6:.2f}M parameters")
         ui.note(
             f"pretrain done: {result.steps} steps, {result.tokens:,} tokens "
             f"({result.session_tokens:,} in {summary['seconds']}s, {summary['tokens_per_s']:,.0f} tok/s), loss {result.final_loss:.3f}"

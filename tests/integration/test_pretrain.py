@@ -73,6 +73,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
     resumed = losses(run)
     assert sorted(resumed) == list(range(1, 41))  # metrics after the checkpoint were rewritten, not duplicated
     assert resumed == pytest.approx(straight, abs=0, rel=0)  # bit-identical continuation
+    png = (run / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000  # the loss curves, drawn
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["tokens"] == 40 * 4 * 32 and summary["best_val_bpb"] > 0
 
