@@ -1,6 +1,6 @@
 """Training throughput: our GPT vs Hugging Face `LlamaForCausalLM`, same shape, same machine, one run.
 
-    python benchmarks/train_throughput.py            # ~5 minutes on 2 cores
+    python benchmarks/train_throughput.py            # ~8 minutes on 2 cores (torch.compile included)
     python benchmarks/train_throughput.py --quick    # fewer steps, for a smoke check
 
 Shape (issue 4): n_layer=6, n_embd=384, n_head=6, block 256, vocab 8192 (~14M parameters),

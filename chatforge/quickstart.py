@@ -35,7 +35,7 @@ from chatforge.ui import QUIET, UI
 
 
 def tiny_model() -> ModelConfig:
-    """The quickstart's GPT (~1.6M parameters with its 2048-token vocabulary); configs/pretrain-cpu-tiny.yaml is the same."""
+    """The quickstart's GPT (1.1M parameters with its 2048-token vocabulary); configs/pretrain-cpu-tiny.yaml is the same."""
     return ModelConfig(n_layer=4, n_embd=128, n_head=4, n_kv_head=4, block_size=256)
 
 

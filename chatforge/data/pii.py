@@ -86,6 +86,7 @@ conversations at once and are faster still than one call per row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -1552,8 +1553,11 @@ _META_THING_KEYS = _words(
 
 
 def _person_name_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _person_name_field(key)
+
+
+@functools.lru_cache(maxsize=4096)  # rows repeat the same few field names
+def _person_name_field(key: str) -> bool:
     parts = re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower().split("_")
     parts = [p for piece in parts for p in re.split(r"[\s.\-]+", piece) if p]
     joined = "".join(parts)
