@@ -10,29 +10,13 @@ decay over the last `decay_fraction` of training), or constant.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-from chatforge.config import opt
+from chatforge.train.config import OptimConfig
 
-
-@dataclass
-class OptimConfig:
-    """AdamW and the learning-rate schedule."""
-
-    lr: float = opt(1e-3, "peak learning rate", gt=0, le=1)
-    min_lr_ratio: float = opt(0.1, "final learning rate as a share of the peak", ge=0, le=1)
-    schedule: Literal["cosine", "wsd", "constant"] = opt("cosine", "learning-rate schedule after warmup")
-    warmup_steps: int = opt(20, "steps of linear warmup from 0 to the peak", ge=0)
-    decay_fraction: float = opt(0.2, "wsd: share of the steps spent decaying at the end", gt=0, le=1)
-    weight_decay: float = opt(0.1, "AdamW weight decay on linear-layer matrices", ge=0)
-    beta1: float = opt(0.9, "AdamW beta1", ge=0, lt=1)
-    beta2: float = opt(0.95, "AdamW beta2", ge=0, lt=1)
-    eps: float = opt(1e-8, "AdamW epsilon", gt=0)
-    grad_clip: float = opt(1.0, "clip the global gradient norm to this (0 = no clipping)", ge=0)
+__all__ = ["OptimConfig", "decays", "lr_at", "make_optimizer", "param_groups"]
 
 
 def decays(model: nn.Module) -> dict[int, bool]:

@@ -27,10 +27,8 @@ from chatforge import tokenizer
 from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
-from chatforge.model import ModelConfig
-from chatforge.optim import OptimConfig
-from chatforge.train import pretrain
-from chatforge.train.loop import TrainConfig
+from chatforge.model_config import ModelConfig
+from chatforge.train.config import OptimConfig, PretrainConfig, TrainConfig
 from chatforge.ui import QUIET, UI
 
 
@@ -116,7 +114,9 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         return {"vocab_size": tok.vocab_size}
 
     def do_pretrain() -> Any:
-        pc = pretrain.PretrainConfig(
+        from chatforge.train import pretrain  # needs torch: imported when it runs
+
+        pc = PretrainConfig(
             data=corpus,
             val_data=[str(splits_dir / "val")],
             tokenizer=str(tok_dir),

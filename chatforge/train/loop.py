@@ -32,40 +32,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as tdist
 from torch import nn
 
 from chatforge.checkpoint import checkpoint_weights, find_checkpoint, load_checkpoint, save_checkpoint
-from chatforge.config import opt
 from chatforge.errors import ConfigError, UserError
 from chatforge.model import GPT
-from chatforge.optim import OptimConfig, lr_at, make_optimizer
+from chatforge.optim import lr_at, make_optimizer
 from chatforge.tracking import RunLog
+from chatforge.train.config import TrainConfig
 from chatforge.ui import QUIET, UI
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
-
-
-@dataclass
-class TrainConfig:
-    """The optimization loop (shared by pretrain, sft and dpo)."""
-
-    steps: int = opt(500, "optimizer steps", ge=1)
-    batch_size: int = opt(16, "sequences per optimizer step, all processes together", ge=1)
-    micro_batch: int = opt(0, "sequences per forward pass and process (0 = the whole share: no accumulation)", ge=0)
-    dtype: Literal["auto", "bf16", "fp32"] = opt("auto", "compute dtype: bf16 autocast where the hardware supports it (auto), or fp32")
-    compile: bool = opt(False, "torch.compile the model (helps some shapes; measure)")
-    eval_every: int = opt(100, "validate every N steps (0 = only at the end)", ge=0)
-    eval_batches: int = opt(10, "batches per validation", ge=1)
-    save_every: int = opt(100, "checkpoint every N steps (0 = only at the end)", ge=0)
-    keep_last: int = opt(2, "checkpoints kept (plus the best by validation loss)", ge=1)
-    patience: int = opt(0, "stop after N validations without improvement (0 = never stop early)", ge=0)
-    log_every: int = opt(10, "write metrics every N steps", ge=1)
-    optim: OptimConfig = opt(default_factory=OptimConfig)
 
 
 class Batches(Protocol):

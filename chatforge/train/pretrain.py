@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,38 +32,18 @@ import torch
 
 from chatforge.atomic import atomic_write_json, fsync_dir
 from chatforge.checkpoint import checkpoint_weights, save_model_dir
-from chatforge.config import opt, to_dict
+from chatforge.config import to_dict
 from chatforge.data.dataset import open_dataset
 from chatforge.data.steps import row_texts
-from chatforge.errors import ConfigError, UserError
-from chatforge.model import GPT, ModelConfig
+from chatforge.errors import UserError
+from chatforge.model import GPT
 from chatforge.plots import plot_training
 from chatforge.tokenizer import Tokenizer
 from chatforge.tracking import RunLog
+from chatforge.train.config import PretrainConfig
 from chatforge.train.data import TokenWindows, val_batches
-from chatforge.train.loop import TrainConfig, fit, init_distributed
+from chatforge.train.loop import fit, init_distributed
 from chatforge.ui import QUIET, UI
-
-
-@dataclass
-class PretrainConfig:
-    """`chatforge pretrain`: train the GPT to predict the next token."""
-
-    data: list[str] = opt(default_factory=list, help="datasets to train on (text, conversations or preferences)", required=True, metavar="DIR")
-    tokenizer: str = opt("", "tokenizer dir (from `chatforge tokenizer train`)", required=True)
-    out: str = opt("", "run dir: checkpoints, metrics.jsonl, and the final model in OUT/model", required=True)
-    val_data: list[str] = opt(default_factory=list, help="validation datasets (default: hold out --val-fraction of the documents)", metavar="DIR")
-    val_fraction: float = opt(0.05, "share of documents held out for validation when --val-data is not given", ge=0, lt=1)
-    seed: int = opt(0, "random seed (initial weights, data order, dropout)")
-    resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
-    overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
-    model: ModelConfig = opt(default_factory=ModelConfig)
-    train: TrainConfig = opt(default_factory=TrainConfig)
-
-    def validate(self) -> None:
-        if self.resume and self.overwrite:
-            raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
-
 
 # -- tokens on disk --------------------------------------------------------------------
 

@@ -542,3 +542,10 @@ def test_cleaning_commands_as_a_user(tmp_path):
         assert r.returncode == 2 and expected in r.stderr.strip().splitlines()[-1], (args, r.stderr)
         assert "Traceback" not in r.stderr
     assert open_dataset(tmp_path / "w" / "kb").kind == "text"
+
+
+def test_the_command_line_does_not_load_torch_until_a_training_stage_runs():
+    """Building every command's flags must not import torch (it costs seconds per command)."""
+    code = "import sys, chatforge.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

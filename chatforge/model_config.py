@@ -1,0 +1,109 @@
+"""The GPT's configuration, without torch: what `chatforge.model` builds and what command-line
+tools read and validate (so `chatforge --help` and the data commands never import torch)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chatforge.config import opt
+from chatforge.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Size and shape of the GPT (Llama architecture)."""
+
+    vocab_size: int = opt(8192, "vocabulary size (set from the tokenizer)", ge=8)
+    n_layer: int = opt(6, "transformer blocks", ge=1, le=256)
+    n_embd: int = opt(384, "model width (hidden size)", ge=8)
+    n_head: int = opt(6, "query heads", ge=1)
+    n_kv_head: int = opt(0, "key/value heads (grouped-query attention); 0 = n_head", ge=0)
+    intermediate_size: int = opt(0, "MLP hidden size; 0 = about 8/3 x n_embd, a multiple of 64", ge=0)
+    block_size: int = opt(256, "longest sequence (context window) in tokens", ge=8)
+    rope_theta: float = opt(10000.0, "RoPE base frequency", gt=0)
+    norm_eps: float = opt(1e-5, "RMSNorm epsilon", gt=0)
+    tie_embeddings: bool = opt(True, "share the input embedding and output projection weights")
+    dropout: float = opt(0.0, "dropout on attention probabilities and residual branches", ge=0, lt=1)
+    attention: Literal["auto", "sdpa", "manual"] = opt("auto", "attention kernel: auto (manual on CPU, sdpa on GPU), sdpa (torch) or manual (explicit softmax)")
+
+    def __post_init__(self) -> None:
+        if self.n_kv_head == 0:
+            self.n_kv_head = self.n_head
+        if self.intermediate_size == 0:
+            self.intermediate_size = 64 * math.ceil(8 * self.n_embd / 3 / 64)
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"model.n_embd: must be a multiple of model.n_head ({self.n_head}), got {self.n_embd}")
+        if self.n_head % self.n_kv_head:
+            raise ConfigError(f"model.n_kv_head: must divide model.n_head ({self.n_head}), got {self.n_kv_head}")
+        if (self.n_embd // self.n_head) % 2:
+            raise ConfigError(f"model.n_embd / model.n_head: the head size must be even for rotary embeddings, got {self.n_embd // self.n_head}")
+        if self.attention not in ("auto", "sdpa", "manual"):
+            raise ConfigError(f"model.attention: must be one of auto, sdpa, manual; got {self.attention!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def num_params(self) -> int:
+        """Parameter count (tied embeddings counted once)."""
+        d, f, v = self.n_embd, self.intermediate_size, self.vocab_size
+        kv = self.n_kv_head * self.head_dim
+        block = 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d
+        return v * d * (1 if self.tie_embeddings else 2) + self.n_layer * block + d
+
+    def to_hf(self, **extra: Any) -> dict[str, Any]:
+        """The `config.json` of a Hugging Face `LlamaForCausalLM` with this shape."""
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.n_embd,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.n_layer,
+            "num_attention_heads": self.n_head,
+            "num_key_value_heads": self.n_kv_head,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.block_size,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.norm_eps,
+            "tie_word_embeddings": self.tie_embeddings,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "attention_dropout": self.dropout,
+            "torch_dtype": "float32",
+            **extra,
+        }
+
+    @staticmethod
+    def from_hf(cfg: dict[str, Any]) -> ModelConfig:
+        """A ModelConfig from a Llama-family `config.json` (errors name the unsupported field)."""
+        if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+            raise ConfigError("config.json: attention/MLP biases are not supported (Llama-style models have none)")
+        if cfg.get("hidden_act", "silu") != "silu":
+            raise ConfigError(f"config.json: hidden_act {cfg.get('hidden_act')!r} is not supported (expected silu)")
+        scaling = cfg.get("rope_scaling")
+        if scaling not in (None, {}) and (scaling or {}).get("rope_type", scaling.get("type")) not in (None, "default"):
+            raise ConfigError(f"config.json: rope_scaling {scaling!r} is not supported")
+        n_head = int(cfg["num_attention_heads"])
+        hidden = int(cfg["hidden_size"])
+        if cfg.get("head_dim") not in (None, hidden // n_head):
+            raise ConfigError(f"config.json: head_dim {cfg['head_dim']} != hidden_size / num_attention_heads")
+        out = ModelConfig(
+            vocab_size=int(cfg["vocab_size"]),
+            n_layer=int(cfg["num_hidden_layers"]),
+            n_embd=hidden,
+            n_head=n_head,
+            n_kv_head=int(cfg.get("num_key_value_heads") or n_head),
+            intermediate_size=int(cfg["intermediate_size"]),
+            block_size=int(cfg.get("max_position_embeddings", 2048)),
+            rope_theta=float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
+            norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+            tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        )
+        out.validate()
+        return out

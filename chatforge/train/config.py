@@ -1,0 +1,66 @@
+"""Training configs, without torch: the optimizer and loop settings every training stage
+shares, and each stage's own config (imported by the CLI to build its flags; the stage's
+module, which needs torch, is imported only when the stage runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from chatforge.config import opt
+from chatforge.errors import ConfigError
+from chatforge.model_config import ModelConfig
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = opt(1e-3, "peak learning rate", gt=0, le=1)
+    min_lr_ratio: float = opt(0.1, "final learning rate as a share of the peak", ge=0, le=1)
+    schedule: Literal["cosine", "wsd", "constant"] = opt("cosine", "learning-rate schedule after warmup")
+    warmup_steps: int = opt(20, "steps of linear warmup from 0 to the peak", ge=0)
+    decay_fraction: float = opt(0.2, "wsd: share of the steps spent decaying at the end", gt=0, le=1)
+    weight_decay: float = opt(0.1, "AdamW weight decay on linear-layer matrices", ge=0)
+    beta1: float = opt(0.9, "AdamW beta1", ge=0, lt=1)
+    beta2: float = opt(0.95, "AdamW beta2", ge=0, lt=1)
+    eps: float = opt(1e-8, "AdamW epsilon", gt=0)
+    grad_clip: float = opt(1.0, "clip the global gradient norm to this (0 = no clipping)", ge=0)
+
+
+@dataclass
+class TrainConfig:
+    """The optimization loop (shared by pretrain, sft and dpo)."""
+
+    steps: int = opt(500, "optimizer steps", ge=1)
+    batch_size: int = opt(16, "sequences per optimizer step, all processes together", ge=1)
+    micro_batch: int = opt(0, "sequences per forward pass and process (0 = the whole share: no accumulation)", ge=0)
+    dtype: Literal["auto", "bf16", "fp32"] = opt("auto", "compute dtype: bf16 autocast where the hardware supports it (auto), or fp32")
+    compile: bool = opt(False, "torch.compile the model (helps some shapes; measure)")
+    eval_every: int = opt(100, "validate every N steps (0 = only at the end)", ge=0)
+    eval_batches: int = opt(10, "batches per validation", ge=1)
+    save_every: int = opt(100, "checkpoint every N steps (0 = only at the end)", ge=0)
+    keep_last: int = opt(2, "checkpoints kept (plus the best by validation loss)", ge=1)
+    patience: int = opt(0, "stop after N validations without improvement (0 = never stop early)", ge=0)
+    log_every: int = opt(10, "write metrics every N steps", ge=1)
+    optim: OptimConfig = opt(default_factory=OptimConfig)
+
+
+@dataclass
+class PretrainConfig:
+    """`chatforge pretrain`: train the GPT to predict the next token."""
+
+    data: list[str] = opt(default_factory=list, help="datasets to train on (text, conversations or preferences)", required=True, metavar="DIR")
+    tokenizer: str = opt("", "tokenizer dir (from `chatforge tokenizer train`)", required=True)
+    out: str = opt("", "run dir: checkpoints, metrics.jsonl, and the final model in OUT/model", required=True)
+    val_data: list[str] = opt(default_factory=list, help="validation datasets (default: hold out --val-fraction of the documents)", metavar="DIR")
+    val_fraction: float = opt(0.05, "share of documents held out for validation when --val-data is not given", ge=0, lt=1)
+    seed: int = opt(0, "random seed (initial weights, data order, dropout)")
+    resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
+    overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    model: ModelConfig = opt(default_factory=ModelConfig)
+    train: TrainConfig = opt(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.resume and self.overwrite:
+            raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
