@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from chatforge.config import opt, to_dict
-from chatforge.data.dataset import DatasetWriter, Kind, open_dataset
+from chatforge.data.dataset import DatasetWriter, Kind, canonical_json, open_dataset
 from chatforge.data.dedup import DedupConfig, DedupIndex, Signer
 from chatforge.data.filters import (
     LanguageConfig,
@@ -161,8 +161,9 @@ def _init_worker(cfg: CleanConfig, kind: str) -> None:
     _WORKER["signer"] = Signer(cfg.dedup.num_perm, cfg.dedup.ngram) if cfg.dedup.near else None
 
 
-def _process_batch(rows: list[Row]) -> tuple[list[RowResult], list[bytes], np.ndarray | None]:
-    """One batch through the chain, plus what dedup needs of the surviving rows."""
+def _process_batch(rows: list[Row]) -> tuple[list[RowResult], list[bytes], np.ndarray | None, list[tuple[str, str]]]:
+    """One batch through the chain, plus what dedup needs of the surviving rows and their
+    serialized forms for the writer (work the main process would otherwise do alone)."""
     kind, quota = _WORKER["kind"], _WORKER["examples"]
     offered: dict[tuple[str, bool, str | None], int] = {}
 
@@ -179,7 +180,8 @@ def _process_batch(rows: list[Row]) -> tuple[list[RowResult], list[bytes], np.nd
     keys = [hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts]  # = content_key, computed once
     signer: Signer | None = _WORKER["signer"]
     sigs = signer.signatures(texts) if signer is not None else None
-    return results, keys, sigs
+    encoded = [(canonical_json(r), canonical_json(r["meta"])) for r in survivors]
+    return results, keys, sigs, encoded
 
 
 def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -280,16 +282,17 @@ def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
         dropped_log = open(writer.side_file("dropped.jsonl"), "w", encoding="utf-8")  # noqa: SIM115
         try:
             items = _batches(iter(src), cfg.batch_rows)
-            for results, keys, sigs in ordered_map(_process_batch, items, workers, _init_worker, (cfg, kind)):
+            for results, keys, sigs, encoded in ordered_map(_process_batch, items, workers, _init_worker, (cfg, kind)):
                 survivors = [res.row for res in results if res.row is not None]
                 verdicts = iter(index.check([r["id"] for r in survivors], keys, sigs) if dedup_enabled(cfg) else [])
+                encodings = iter(encoded)
                 # Account in row order (not step by step), so the logs do not depend on batch size.
                 for res in results:
                     _account(res, stats, cfg.examples, mask, dropped_log)
                     row = res.row
                     if row is None:
                         continue
-                    v = next(verdicts, None)
+                    v, enc = next(verdicts, None), next(encodings)
                     if v is not None:
                         st = stats["dedup"]
                         st.rows_in += 1
@@ -302,7 +305,7 @@ def main(cfg: CleanConfig, ui: UI = QUIET) -> dict[str, Any]:
                                 ex.append({**entry, "similarity": round(v.similarity, 3), "texts": mask(row_texts(row, kind))})
                             continue
                         st.kept += 1
-                    writer.write(row)
+                    writer.write(row, enc)
                     rows_out += 1
                 advance(len(results))
         finally:

@@ -80,8 +80,9 @@ class ContentHasher:
         self._h = hashlib.sha256()
         self.rows = 0
 
-    def update(self, row: dict[str, Any]) -> None:
-        data = canonical_json(row).encode("utf-8")
+    def update(self, row: dict[str, Any], canonical: str | None = None) -> None:
+        """Add `row`; `canonical` is its `canonical_json` when already computed elsewhere."""
+        data = (canonical if canonical is not None else canonical_json(row)).encode("utf-8")
         self._h.update(struct.pack("<Q", len(data)))
         self._h.update(data)
         self.rows += 1
@@ -154,7 +155,7 @@ class DatasetWriter:
         self.manifest: dict[str, Any] | None = None
         self._stack = ExitStack()
         self._hasher = ContentHasher()
-        self._batch: list[dict[str, Any]] = []
+        self._batch: list[tuple[dict[str, Any], str | None]] = []  # (row, its meta as JSON if known)
         self._writer: pq.ParquetWriter | None = None
         self._shard_rows_written = 0
         self._shards: list[dict[str, Any]] = []
@@ -200,11 +201,13 @@ class DatasetWriter:
         assert self.staging is not None, "use DatasetWriter in a with block"
         return self.staging / name
 
-    def write(self, row: dict[str, Any]) -> None:
-        """Add one row (checked against the kind's schema)."""
+    def write(self, row: dict[str, Any], encoded: tuple[str, str] | None = None) -> None:
+        """Add one row (checked against the kind's schema). `encoded` is
+        (`canonical_json(row)`, `canonical_json(row["meta"])`) when a worker process already
+        computed them (`data clean`), so this process does not serialize the row again."""
         check_row(row, self.kind)
-        self._hasher.update(row)
-        self._batch.append(row)
+        self._hasher.update(row, encoded[0] if encoded is not None else None)
+        self._batch.append((row, encoded[1] if encoded is not None else None))
         if len(self._batch) >= self.batch_rows:
             self._flush()
 
@@ -218,7 +221,7 @@ class DatasetWriter:
                 self._open_shard()
             room = self.shard_rows - self._shard_rows_written
             chunk, self._batch = self._batch[:room], self._batch[room:]
-            records = [{**r, "meta": canonical_json(r["meta"])} for r in chunk]
+            records = [{**r, "meta": canonical_json(r["meta"]) if meta is None else meta} for r, meta in chunk]
             table = pa.Table.from_pylist(records, schema=SCHEMAS[self.kind])
             assert self._writer is not None
             self._writer.write_table(table)

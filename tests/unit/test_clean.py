@@ -60,6 +60,8 @@ def test_same_input_same_hash_and_workers_do_not_change_the_result(world, tmp_pa
     a = run(root / "conversations", tmp_path / "a", workers=1)
     b = run(root / "conversations", tmp_path / "b", workers=2, batch_rows=97)
     assert a["content_hash"] == b["content_hash"]
+    # the hash the workers' serialized rows gave is the hash of the rows on disk
+    assert open_dataset(tmp_path / "b").verify() == b["content_hash"]
     assert [s["dropped"] for s in a["clean"]["steps"]] == [s["dropped"] for s in b["clean"]["steps"]]
     assert (tmp_path / "a" / "dropped.jsonl").read_text() == (tmp_path / "b" / "dropped.jsonl").read_text()
 
