@@ -1,6 +1,6 @@
 """`chatforge pretrain`: next-token pretraining of the GPT on text (and rendered conversations).
 
-    chatforge pretrain --config configs/pretrain-cpu-tiny.yaml --data data/clean/kb data/clean/conversations \\
+    chatforge pretrain --config configs/pretrain-cpu-tiny.yaml --data data/kb-clean data/splits/train \\
         --tokenizer runs/tokenizer --out runs/pretrain
     chatforge pretrain ... --resume                  # continue from the latest checkpoint
     torchrun --nproc_per_node=2 -m chatforge pretrain ...   # several processes (DDP)
