@@ -30,7 +30,7 @@ from torch import nn
 
 from chatforge.model_config import ModelConfig
 
-__all__ = ["GPT", "KVCache", "ModelConfig", "apply_rope", "attention_kernel", "rope_tables"]
+__all__ = ["GPT", "KVCache", "ModelConfig", "apply_rope", "attention_bias", "attention_kernel", "rope_tables"]
 
 
 class RMSNorm(nn.Module):
@@ -101,6 +101,16 @@ def attention_kernel(cfg: ModelConfig, device: torch.device) -> str:
     return "sdpa" if device.type == "cuda" else "manual"
 
 
+def attention_bias(mask: torch.Tensor, dtype: torch.dtype, batch: int, heads: int) -> torch.Tensor:
+    """A boolean attention mask as the explicit kernel's additive bias: 0 where attention is
+    allowed, -inf elsewhere; (T, S) stays (T, S), per-row (B, 1, T, S) becomes (B * H, T, S)."""
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+    if bias.dim() == 4:
+        T, S = mask.shape[-2:]
+        bias = bias.expand(batch, heads, T, S).reshape(batch * heads, T, S)
+    return bias
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
@@ -119,6 +129,8 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
         cache: KVCache | None,
     ) -> torch.Tensor:
+        """`mask`: for SDPA, boolean (True = may attend), (T, S) or (B, 1, T, S); for the
+        explicit kernel, the additive bias `attention_bias` makes of it."""
         cfg = self.cfg
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2)  # (B, H, T, D)
@@ -134,14 +146,10 @@ class Attention(nn.Module):
         p = cfg.dropout if self.training else 0.0
         if attention_kernel(cfg, x.device) == "manual":
             H, S, D = cfg.n_head, k.shape[2], cfg.head_dim
-            # scores = mask bias + q k^T / sqrt(D) in one batched matmul; the bias is 0 where
-            # attention is allowed and -inf elsewhere, (T, S) or per row (B, 1, T, S).
-            bias = torch.zeros(mask.shape if mask is not None else (T, S), dtype=q.dtype, device=x.device)
-            if mask is not None:
-                bias.masked_fill_(~mask, float("-inf"))
-            if bias.dim() == 4:
-                bias = bias.expand(B, H, T, S).reshape(B * H, T, S)
-            att = torch.baddbmm(bias, q.reshape(B * H, T, D), k.reshape(B * H, S, D).transpose(1, 2), alpha=1.0 / math.sqrt(D))
+            # scores = mask + q k^T / sqrt(D) in one batched matmul; `mask` is the additive
+            # bias GPT.forward built once for all layers (see `attention_bias`).
+            assert mask is not None and mask.is_floating_point()
+            att = torch.baddbmm(mask, q.reshape(B * H, T, D), k.reshape(B * H, S, D).transpose(1, 2), alpha=1.0 / math.sqrt(D))
             # softmax in the activations' dtype: torch's kernel accumulates in float32 itself
             att = F.dropout(F.softmax(att, dim=-1), p, self.training)
             y = torch.bmm(att, v.reshape(B * H, S, D)).view(B, H, T, D)
@@ -257,6 +265,8 @@ class GPT(nn.Module):
             mask = (causal[None] & (doc_ids[:, :, None] == doc_ids[:, None, :]))[:, None]  # (B, 1, T, T)
         else:
             mask = self._mask(T, past + T, past, idx.device)
+        if attention_kernel(self.cfg, idx.device) == "manual":  # built once here, not in every layer
+            mask = attention_bias(mask, x.dtype, B, self.cfg.n_head)
         for block in self.model.layers:
             x = block(x, cos, sin, mask, cache)
         if cache is not None:

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import tiktoken
 import tokenizers
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
@@ -590,21 +589,15 @@ class _TextReader:
     def batches(self, advance: Any = lambda n: None, batch_rows: int = 2048) -> Iterator[list[str]]:
         """Non-empty texts, a list per Parquet batch and column; `advance(rows)` after each batch."""
         for ds, src in zip(self.datasets, self.sources, strict=True):
-            for shard in ds.shard_paths():
-                try:
-                    pf = pq.ParquetFile(shard)
-                except (OSError, pa.ArrowInvalid) as e:
-                    raise UserError(f"{shard}: unreadable Parquet shard: {e}") from None
-                with pf:
-                    for batch in pf.iter_batches(batch_size=batch_rows, columns=_COLUMNS[ds.kind]):
-                        for col in _text_columns(batch, ds.kind):
-                            texts = self._take(col, src)
-                            if texts:
-                                yield texts
-                            if self.left <= 0:
-                                return
-                        src.rows += batch.num_rows
-                        advance(batch.num_rows)
+            for batch in ds.arrow_batches(batch_rows, columns=_COLUMNS[ds.kind]):
+                for col in _text_columns(batch, ds.kind):
+                    texts = self._take(col, src)
+                    if texts:
+                        yield texts
+                    if self.left <= 0:
+                        return
+                src.rows += batch.num_rows
+                advance(batch.num_rows)
 
     def _take(self, col: pa.Array, src: _Source) -> list[str]:
         col = col.filter(pc.greater(pc.binary_length(col), 0))  # drops empty (and null) texts

@@ -301,19 +301,23 @@ class Dataset:
     def shard_paths(self) -> list[Path]:
         return [self.path / s["file"] for s in self.manifest["shards"]]
 
-    def iter_batches(self, batch_size: int = 2_000) -> Iterator[list[dict[str, Any]]]:
-        """Rows in order, a list at a time; `meta` decoded back to a dict."""
+    def arrow_batches(self, batch_size: int = 2_000, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The shards' rows in order as Arrow record batches (only `columns`, if given)."""
         for shard in self.shard_paths():
             try:
                 pf = pq.ParquetFile(shard)
             except (OSError, pa.ArrowInvalid) as e:
                 raise UserError(f"{shard}: unreadable Parquet shard: {e}") from None
             with pf:
-                for batch in pf.iter_batches(batch_size=batch_size):
-                    rows = batch.to_pylist()
-                    for r in rows:
-                        r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
-                    yield rows
+                yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+
+    def iter_batches(self, batch_size: int = 2_000) -> Iterator[list[dict[str, Any]]]:
+        """Rows in order, a list at a time; `meta` decoded back to a dict."""
+        for batch in self.arrow_batches(batch_size):
+            rows = batch.to_pylist()
+            for r in rows:
+                r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
+            yield rows
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for rows in self.iter_batches():

@@ -51,7 +51,7 @@ import functools
 import itertools
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, AnyStr, Literal
 
@@ -714,9 +714,10 @@ def _expand_head(src: str) -> list[str]:
     return [src]
 
 
-def _split_top(src: str) -> list[str]:
-    """`src` split at the "|" that are not inside a group or a character class."""
-    parts, depth, j, begin, n = [], 0, 0, 0, len(src)
+def _structure(src: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """The structural characters of regex source `src` from `start`, as (index, character,
+    group depth after it): "(", ")" and "|" outside escapes and character classes."""
+    depth, j, n = 0, start, len(src)
     while j < n:
         c = src[j]
         if c == "\\":
@@ -726,16 +727,16 @@ def _split_top(src: str) -> list[str]:
             j += 1
             while j < n and src[j] != "]":
                 j += 2 if src[j] == "\\" else 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(src[begin:j])
-            begin = j + 1
+        elif c in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[c]
+            yield j, c, depth
         j += 1
-    parts.append(src[begin:])
-    return parts
+
+
+def _split_top(src: str) -> list[str]:
+    """`src` split at the "|" that are not inside a group or a character class."""
+    cuts = [j for j, c, depth in _structure(src) if c == "|" and depth == 0]
+    return [src[a + 1 : b] for a, b in itertools.pairwise([-1, *cuts, len(src)])]
 
 
 def _stretch(src: str) -> str:
@@ -793,24 +794,7 @@ def _stretch(src: str) -> str:
 
 def _group_end(src: str, start: int) -> int:
     """The index just past the parenthesis closing the group that opens at `start`."""
-    depth, j, n = 0, start, len(src)
-    while j < n:
-        c = src[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "[":
-            j += 1
-            while j < n and src[j] != "]":
-                j += 2 if src[j] == "\\" else 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return j + 1
-        j += 1
-    return n
+    return next((j + 1 for j, c, depth in _structure(src, start) if c == ")" and depth == 0), len(src))
 
 
 def _stretch_class(c: str) -> str:
