@@ -13,8 +13,17 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chatforge.data.dataset import DatasetWriter, content_hash, open_dataset, write_dataset
+from chatforge.data.dataset import (
+    DatasetWriter,
+    canonical_json,
+    content_hash,
+    encode_rows,
+    open_dataset,
+    write_dataset,
+)
 from chatforge.errors import UserError
 
 BY = {"command": "test"}
@@ -52,6 +61,52 @@ def test_hash_does_not_depend_on_sharding(tmp_path, shard_rows, batch_rows):
     assert sum(s["num_rows"] for s in ds.manifest["shards"]) == 20
     assert ds.content_hash == content_hash(data)
     assert ds.verify() == content_hash(data)
+
+
+def _reference_json(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_canonical_json_is_the_json_module_text_for_every_code_point():
+    # orjson writes it; content hashes are defined by the json module's text
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for i in range(0, len(chars), 4096):
+        text = "".join(chars[i : i + 4096])
+        assert canonical_json({"t": text, text[:3]: [text[::-1]]}) == _reference_json({"t": text, text[:3]: [text[::-1]]})
+    for odd in ({"t": "a\ud800b"}, {"n": 2**64}, {"n": -(2**63) - 1}, [float("nan"), float("inf"), 1e16, 1e-05]):
+        assert canonical_json(odd) == _reference_json(odd)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_canonical_json_equals_the_json_module_on_any_value(value):
+    # floats, ints over 64 bits and lone surrogates take the json module's path
+    assert canonical_json(value) == _reference_json(value)
+
+
+def test_rows_encoded_elsewhere_give_the_same_dataset(tmp_path):
+    data = rows(30)
+    data[3]["meta"] = {"score": 1e-05, "big": 2**70}  # the json module's number formats
+    with DatasetWriter(tmp_path / "a", "conversations", created_by=BY, shard_rows=7, batch_rows=4) as w:
+        w.write_all(data)
+    with DatasetWriter(tmp_path / "b", "conversations", created_by=BY, shard_rows=7, batch_rows=4) as w:
+        w.write(data[0])  # rows written one by one and encoded batches keep their order
+        for i in range(1, 30, 6):
+            w.write_encoded(*encode_rows(data[i : i + 6], "conversations"))
+    a, b = open_dataset(tmp_path / "a"), open_dataset(tmp_path / "b")
+    assert list(b) == data
+    assert a.content_hash == b.content_hash == content_hash(data)
+    assert b.verify() == a.content_hash
+    assert [s["num_rows"] for s in b.manifest["shards"]] == [7, 7, 7, 7, 2]
+    with pytest.raises(ValueError, match="must have fields"):
+        encode_rows([{"id": "x", "text": "t", "source": "s", "meta": {}}], "conversations")
 
 
 def test_any_change_changes_the_hash():

@@ -136,5 +136,8 @@ def test_sorted_multimap_finds_every_value_across_merges():
     got: dict[int, list[int]] = {}
     for i, v in zip(qi.tolist(), vals.tolist(), strict=True):
         got.setdefault(int(q[i]), []).append(v)
-    assert {k: sorted(v) for k, v in got.items()} == {k: sorted(truth[k]) for k in (3, 7, 499) if k in truth}
+    # every value, each key's in insertion order (the first is the earliest row: keep-first)
+    assert got == {k: truth[k] for k in (3, 7, 499) if k in truth}
     assert len(m) == 40 * 300
+    with pytest.raises(ValueError, match="nondecreasing"):
+        m.add(np.array([1]), np.array([0]))
