@@ -360,7 +360,7 @@ class DedupIndex:
             same = flat[by_key[1:]] == flat[by_key[:-1]]
             in_batch.ravel()[by_key[1:][same]] = True
             in_batch.ravel()[by_key[:-1][same]] = True
-        shares: list[bool] = in_batch.any(axis=1).tolist()
+        shares: list[bool] = np.asarray(in_batch.any(axis=1)).tolist()
         batch_exact: dict[int, int] = {}
         batch_band: dict[int, list[int]] = {}
         found: list[tuple[str | None, int, float]] = []  # (reason, index row duplicated, similarity)
