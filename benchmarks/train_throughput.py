@@ -13,7 +13,9 @@ Shape (issue 4): n_layer=6, n_embd=384, n_head=6, block 256, vocab 8192 (~14M pa
       optimizer step: forward, loss, backward, clipping, AdamW;
   (c) HF LlamaForCausalLM built from the same config (`ModelConfig.to_hf`), fp32 eager,
       the same step with torch's AdamW;
-  (d) DDP with 2 processes (one thread each, gloo) vs 1 process with 2 threads.
+  (d) the same step's matmuls alone (every GEMM of the step at its shape, nothing else):
+      the highest MFU any implementation of this shape can reach on this machine;
+  (e) DDP with 2 processes (one thread each, gloo) vs 1 process with 2 threads.
 
 MFU = (6 N + 12 L T C) tokens/s / bf16 peak, N = parameters in matmuls (embedding lookup
 excluded, output head included), L layers, T tokens of context, C width.
@@ -60,6 +62,41 @@ def matmul_peak(dtype: torch.dtype, seconds: float) -> tuple[float, str]:
         if gflops > best:
             best, best_shape = gflops, f"{m}x{k}x{n}"
     return best, best_shape
+
+
+def matmul_ceiling(seconds: float) -> tuple[float, float]:
+    """Tokens/s and GFLOP/s of this model's training-step matmuls alone, in bf16, back to back.
+
+    Every nn.Linear's three GEMMs (y = x W^T, dx = dy W, dW = dy^T x) and the attention's six
+    batched ones per layer (scores, weighted values, and their gradients), at the step's
+    shapes, with nothing else: no implementation of this shape trains faster on this
+    machine, so its GFLOP/s over the peak bounds the MFU any code can reach here.
+    """
+    model = GPT(ModelConfig(**SHAPE))
+    m = ROWS * SEQ
+    gemms = []
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Linear):
+            k, n = mod.in_features, mod.out_features
+            gemms += [(m, k, n), (m, n, k), (n, m, k)]
+    heads, hd = ROWS * SHAPE["n_head"], SHAPE["n_embd"] // SHAPE["n_head"]
+    bmms = [(heads, SEQ, hd, SEQ), (heads, SEQ, SEQ, hd)] * 3 * SHAPE["n_layer"]
+    flops = sum(2 * a * b * c for a, b, c in gemms) + sum(2 * h * a * b * c for h, a, b, c in bmms)
+    bf = torch.bfloat16
+    ops = [(torch.randn(a, b, dtype=bf), torch.randn(b, c, dtype=bf), torch.mm) for a, b, c in gemms]
+    ops += [(torch.randn(h, a, b, dtype=bf), torch.randn(h, b, c, dtype=bf), torch.bmm) for h, a, b, c in bmms]
+
+    def step() -> None:
+        for x, y, op in ops:
+            op(x, y)
+
+    step()
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t0)
+    return m / best, flops / best / 1e9
 
 
 def flops_per_token(cfg: ModelConfig) -> float:
@@ -185,6 +222,11 @@ def main() -> None:
     peak_fp32, shape_fp32 = matmul_peak(torch.float32, secs)
     print(f"matmul peak: bf16 {peak_bf16:.0f} GFLOP/s ({shape_bf16}), fp32 {peak_fp32:.0f} GFLOP/s ({shape_fp32})")
 
+    ceiling_rate, ceiling_gflops = matmul_ceiling(4 * secs)
+    print(
+        f"matmul-only step (this shape's GEMMs alone, bf16): {ceiling_rate:.0f} tok/s, {ceiling_gflops:.0f} GFLOP/s "
+        f"= {ceiling_gflops / peak_bf16:.2f} of the peak: the highest MFU any code reaches at this shape here"
+    )
     fpt = flops_per_token(GPT(ModelConfig(**SHAPE)).cfg)
     modes = ["fp32", "bf16-manual", "bf16-sdpa"] + ([] if args.no_compile else ["bf16-manual-compile"])
     rates: dict[str, float] = {}
@@ -200,6 +242,7 @@ def main() -> None:
     best = max(rates, key=rates.__getitem__)
     mfu = fpt * rates[best] / (peak_bf16 * 1e9)
     print(f"ours best ({best}): {rates[best]:.0f} tok/s, MFU {mfu:.3f} (target 0.70), ours/HF {rates[best] / hf_rate:.2f}x (target 2.5x)")
+    print(f"ours best / matmul-only step: {rates[best] / ceiling_rate:.2f} (the share of the step that is matmuls)")
 
     one = ddp(1, steps, warmup)
     two = ddp(2, steps, warmup)
@@ -210,9 +253,14 @@ def main() -> None:
         "shape": SHAPE, "rows": ROWS, "seq": SEQ, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "peak_gflops": {"bf16": round(peak_bf16, 1), "bf16_shape": shape_bf16, "fp32": round(peak_fp32, 1), "fp32_shape": shape_fp32},
         "flops_per_token": fpt,
+        "matmul_only_step": {
+            "tokens_per_s": round(ceiling_rate, 1), "gflops": round(ceiling_gflops, 1),
+            "mfu_bound": round(ceiling_gflops / peak_bf16, 3),
+        },
         "ours_tokens_per_s": {k: round(v, 1) for k, v in rates.items()},
         "hf_fp32_eager_tokens_per_s": round(hf_rate, 1),
         "best_mode": best, "mfu": round(mfu, 3), "ours_over_hf": round(rates[best] / hf_rate, 2),
+        "ours_over_matmul_only": round(rates[best] / ceiling_rate, 3),
         "ddp_tokens_per_s": {"1_process": round(one, 1), "2_processes": round(two, 1), "ratio": round(two / one, 2)},
     }, indent=2) + "\n")
     print(f"-> {RESULTS}")

@@ -179,6 +179,7 @@ def _init_worker(cfg: CleanConfig, kind: str) -> None:
     _WORKER["kind"] = kind
     _WORKER["examples"] = cfg.examples
     _WORKER["mask"] = report_masker(cfg)
+    _WORKER["dedup"] = dedup_enabled(cfg)
     _WORKER["signer"] = Signer(cfg.dedup.num_perm, cfg.dedup.ngram) if cfg.dedup.near else None
 
 
@@ -207,10 +208,13 @@ def _process_batch(batch: pa.RecordBatch) -> BatchResult:
         else:
             survivors.append(res.row)
             positions.append(pos)
-    texts = [dedup_text(r, kind) for r in survivors]
-    keys = [hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts]  # = content_key, computed once
-    signer: Signer | None = _WORKER["signer"]
-    sigs = signer.signatures(texts) if signer is not None else None
+    keys: list[bytes] = []
+    sigs = None
+    if _WORKER["dedup"]:
+        texts = [dedup_text(r, kind) for r in survivors]
+        keys = [hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts]  # = content_key, computed once
+        signer: Signer | None = _WORKER["signer"]
+        sigs = signer.signatures(texts) if signer is not None else None
     encoded, row_json = encode_rows(survivors, kind)
     return BatchResult(stats, drops, encoded, row_json, positions, keys, sigs)
 
