@@ -54,6 +54,7 @@ def _commands() -> list[Command]:
         Command("data export", "write a dataset as JSONL", formats.ExportConfig, formats.export_main),
         Command("tokenizer train", "train a byte-level BPE tokenizer with the chat format", tokenizer.TokenizerTrainConfig, tokenizer.main),
         Command("pretrain", "pretrain the GPT on text and conversations (checkpoints, resume, torchrun)", train_config.PretrainConfig, _pretrain),
+        Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", train_config.SFTConfig, _sft),
         Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
     ]
 
@@ -68,6 +69,12 @@ def _pretrain(cfg: Any, ui: UI) -> Any:
     return pretrain.main(cfg, ui)
 
 
+def _sft(cfg: Any, ui: UI) -> Any:
+    from chatforge.train import sft
+
+    return sft.main(cfg, ui)
+
+
 LIFECYCLE = """\
 the lifecycle, in order:
   data synth | data ingest    gather conversations (built-in support world, or your logs)
@@ -78,6 +85,7 @@ the lifecycle, in order:
   data export                 write a dataset back out as JSONL
   tokenizer train             a byte-level BPE tokenizer with the chat template
   pretrain                    next-token pretraining of the GPT (torchrun for several processes)
+  sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

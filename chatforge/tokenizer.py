@@ -273,7 +273,7 @@ class Tokenizer:
         not `<|bos|>`, not role tokens, not system or user text.
         """
         _check_messages(messages)
-        return self._render([self.encode(m["content"]) for m in messages], messages, add_generation_prompt)
+        return self.render_encoded([self.encode(m["content"]) for m in messages], messages, add_generation_prompt)
 
     def render_batch(
         self, conversations: Sequence[Sequence[Mapping[str, Any]]], *, add_generation_prompt: bool = False
@@ -282,11 +282,12 @@ class Tokenizer:
         for c in conversations:
             _check_messages(c)
         encoded = iter(self.encode_batch([m["content"] for c in conversations for m in c]))
-        return [self._render([next(encoded) for _ in c], c, add_generation_prompt) for c in conversations]
+        return [self.render_encoded([next(encoded) for _ in c], c, add_generation_prompt) for c in conversations]
 
-    def _render(
-        self, contents: list[list[int]], messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool
+    def render_encoded(
+        self, contents: Sequence[list[int]], messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = False
     ) -> tuple[list[int], list[int]]:
+        """`render` of messages whose contents are already encoded (`contents[i]` = message i's ids)."""
         ids = [self.bos_id]
         mask = [0]
         for m, content in zip(messages, contents, strict=True):

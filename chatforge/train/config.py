@@ -64,3 +64,44 @@ class PretrainConfig:
     def validate(self) -> None:
         if self.resume and self.overwrite:
             raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
+
+
+def _sft_train() -> TrainConfig:
+    return TrainConfig(steps=300, batch_size=16, eval_every=50, save_every=100, optim=OptimConfig(lr=3e-4, warmup_steps=10, weight_decay=0.0))
+
+
+@dataclass
+class SFTConfig:
+    """`chatforge sft`: fine-tune a model on conversations (loss on the assistant's turns)."""
+
+    model: str = opt("", "model dir to start from (from `pretrain`, `sft`, or an imported model)", required=True)
+    data: list[str] = opt(
+        default_factory=list,
+        help="conversation datasets, each DIR or DIR:WEIGHT (weights set each one's share of an epoch, as `data mix`)",
+        required=True,
+        metavar="DIR[:WEIGHT]",
+    )
+    out: str = opt("", "run dir: checkpoints, metrics.jsonl, and the fine-tuned model in OUT/model", required=True)
+    val_data: list[str] = opt(default_factory=list, help="validation conversations (default: hold out --val-fraction)", metavar="DIR")
+    val_fraction: float = opt(0.05, "share of conversations held out for validation when --val-data is not given", ge=0, lt=1)
+    train_on: Literal["assistant", "last-assistant", "all"] = opt(
+        "assistant",
+        "tokens the loss is on: every assistant turn with its end-of-turn token (assistant), only the last one "
+        "(last-assistant), or every token after <|bos|> (all)",
+    )
+    packing: bool = opt(
+        True,
+        "pack several conversations into each row of block-size tokens, each attending only to itself "
+        "(block-diagonal causal mask, positions restart per conversation); off: one conversation per row, padded",
+    )
+    max_len: int = opt(0, "longest conversation in tokens (0 = the model's block size); longer ones lose their oldest turns", ge=0)
+    dropout: float = opt(-1.0, "dropout while fine-tuning (-1 = keep the model's)", ge=-1, lt=1)
+    debug_data: int = opt(0, "print this many training rows with the trained tokens highlighted, then exit", ge=0)
+    seed: int = opt(0, "random seed (data order, dropout)")
+    resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
+    overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    train: TrainConfig = opt(default_factory=_sft_train)
+
+    def validate(self) -> None:
+        if self.resume and self.overwrite:
+            raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")

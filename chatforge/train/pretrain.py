@@ -31,18 +31,16 @@ import numpy as np
 import torch
 
 from chatforge.atomic import atomic_write_json, fsync_dir
-from chatforge.checkpoint import checkpoint_weights, save_model_dir
 from chatforge.config import to_dict
 from chatforge.data.dataset import open_dataset
 from chatforge.data.steps import row_texts
-from chatforge.errors import UserError
 from chatforge.model import GPT
-from chatforge.plots import plot_training
 from chatforge.tokenizer import Tokenizer
 from chatforge.tracking import RunLog
 from chatforge.train.config import PretrainConfig
 from chatforge.train.data import TokenWindows, val_batches
 from chatforge.train.loop import fit, init_distributed
+from chatforge.train.run import checkpoint_step, finish_run, prepare_run_dir, run_summary
 from chatforge.ui import QUIET, UI
 
 # -- tokens on disk --------------------------------------------------------------------
@@ -114,21 +112,6 @@ def tokenize_to_files(
 # -- the stage -------------------------------------------------------------------------
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """An existing run dir is continued only with --resume and started over only with --overwrite."""
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise UserError(f"{out}: run dir exists; pass --resume to continue it or --overwrite to start over")
-    if overwrite and out.exists():
-        if not (out / "config.json").is_file():
-            raise UserError(f"{out}: exists and is not a run dir; refusing to delete it (choose another --out)")
-        import shutil
-
-        for sub in ("checkpoints", "model", "metrics.jsonl", "summary.json", "curves.png"):
-            p = out / sub
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run `pretrain`; returns a summary (also in OUT/summary.json)."""
     dist = init_distributed()
@@ -152,7 +135,7 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
     micro = cfg.train.micro_batch or cfg.train.batch_size // dist.world
     val = (lambda: val_batches(out / "tokens" / "val.bin", meta["dtype"], seq, micro, dist)) if has_val else None
     bpt = meta["bytes"]["val"] / meta["tokens"]["val"] if has_val else None
-    log = RunLog(out, stage="pretrain", config=to_dict(cfg), enabled=dist.main, resume_step=None if not cfg.resume else _checkpoint_step(out))
+    log = RunLog(out, stage="pretrain", config=to_dict(cfg), enabled=dist.main, resume_step=None if not cfg.resume else checkpoint_step(out))
     ui.note(
         f"pretrain: {model.num_params() / 1e6:.2f}M parameters, {meta['tokens']['train']:,} training tokens "
         f"({train.n_windows:,} rows of {seq}), {meta['tokens']['val']:,} validation tokens"
@@ -161,41 +144,7 @@ def main(cfg: PretrainConfig, ui: UI = QUIET) -> dict[str, Any]:
         result = fit(model, train, cfg.train, run_dir=out, log=log, val=val, dist=dist, resume=cfg.resume, bytes_per_token=bpt, ui=ui, stage="pretrain")
     finally:
         log.close()
-    summary = {
-        "params": model.num_params(),
-        "steps": result.steps,
-        "tokens": result.tokens,
-        "final_loss": result.final_loss,
-        "best_val_loss": result.best_val,
-        "best_val_bpb": (result.best_val / math.log(2) / bpt) if (result.best_val and bpt) else None,
-        "stopped": result.stopped,
-        "seconds": round(result.seconds, 1),
-        "tokens_per_s": result.session_tokens / max(result.seconds, 1e-9),
-    }
-    if dist.main and result.stopped != "signal":
-        if result.stopped == "early_stopping" and result.best_checkpoint:
-            # Early stopping: the model is the best checkpoint's, not the last step's.
-            weights = checkpoint_weights(out / "checkpoints" / result.best_checkpoint)
-            model.load_state_dict(weights, strict=False)
-        save_model_dir(out / "model", model, tokenizer_dir=cfg.tokenizer, info={"stage": "pretrain", "summary": summary}, overwrite=True)
-        atomic_write_json(out / "summary.json", summary)
-        plot_training(out, title=f"pretrain: {model.num_params() / 1e6:.2f}M parameters")
-        ui.note(
-            f"pretrain done: {result.steps} steps, {result.tokens:,} tokens "
-            f"({result.session_tokens:,} in {summary['seconds']}s, {summary['tokens_per_s']:,.0f} tok/s), loss {result.final_loss:.3f}"
-            + (f", val {result.best_val:.3f} ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")
-            + f" -> {out / 'model'}"
-        )
-    if dist.world > 1:
-        torch.distributed.barrier()
+    summary = run_summary(model, result, bpt)
+    finish_run(out, model, result, summary, stage="pretrain", tokenizer_dir=cfg.tokenizer, info={}, dist=dist, ui=ui)
     return summary
 
-
-def _checkpoint_step(out: Path) -> int | None:
-    latest = out / "checkpoints" / "latest"
-    if not latest.is_file():
-        return None
-    try:
-        return int(latest.read_text().strip().split("_")[1])
-    except (IndexError, ValueError):
-        return None

@@ -26,13 +26,13 @@ def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 
 def test_help_lists_the_lifecycle_that_exists():
     out = cf("--help").stdout
-    for cmd in ("data", "tokenizer", "pretrain", "quickstart"):
+    for cmd in ("data", "tokenizer", "pretrain", "sft", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
-    for absent in ("serve", "sft", "dpo"):
+    for absent in ("serve", "dpo", "merge-lora"):
         assert absent not in out
 
 
@@ -284,6 +284,48 @@ SURFACE = {
             "--overwrite",
             "--resume",
             "--tokenizer",
+            "--train.batch-size",
+            "--train.compile",
+            "--train.dtype",
+            "--train.eval-batches",
+            "--train.eval-every",
+            "--train.keep-last",
+            "--train.log-every",
+            "--train.micro-batch",
+            "--train.optim.beta1",
+            "--train.optim.beta2",
+            "--train.optim.decay-fraction",
+            "--train.optim.eps",
+            "--train.optim.grad-clip",
+            "--train.optim.lr",
+            "--train.optim.min-lr-ratio",
+            "--train.optim.schedule",
+            "--train.optim.warmup-steps",
+            "--train.optim.weight-decay",
+            "--train.patience",
+            "--train.save-every",
+            "--train.steps",
+            "--val-data",
+            "--val-fraction",
+        ],
+    ),
+    "sft": (
+        [],
+        [
+            "--data",
+            "--debug-data",
+            "--dropout",
+            "--max-len",
+            "--model",
+            "--no-overwrite",
+            "--no-packing",
+            "--no-resume",
+            "--no-train.compile",
+            "--out",
+            "--overwrite",
+            "--packing",
+            "--resume",
+            "--train-on",
             "--train.batch-size",
             "--train.compile",
             "--train.dtype",

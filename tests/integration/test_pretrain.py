@@ -120,3 +120,24 @@ def test_cpu_tiny_preset_is_the_quickstart_model():
     assert {k: model[k] for k in preset["model"]} == preset["model"]
     assert {k: train[k] for k in preset["train"] if k != "optim"} == {k: v for k, v in preset["train"].items() if k != "optim"}
     assert {k: train["optim"][k] for k in preset["train"]["optim"]} == preset["train"]["optim"]
+
+
+def test_sft_from_the_pretrained_model_as_a_user(corpus, tmp_path):
+    cf(*pretrain_args(corpus, tmp_path / "pre", "--train.steps", "4", "--train.eval-every", "0", "--model.block-size", "384"))
+    base, conv, run = tmp_path / "pre" / "model", corpus / "conv", tmp_path / "sft"
+    sft = ["sft", "--model", str(base), "--data", f"{conv}:3", f"{conv}:1", "--out", str(run), "-q"]
+    shown = cf(*sft[:-1], "--debug-data", "2").stdout
+    assert "row 0:" in shown and "row 1:" in shown and "trained" in shown and "<|assistant|>" in shown
+    assert not run.exists()  # --debug-data only shows
+    tiny = ["--train.steps", "6", "--train.batch-size", "4", "--train.eval-every", "3", "--train.log-every", "1", "--train.eval-batches", "2"]
+    cf(*sft, *tiny)
+    summary = json.loads((run / "summary.json").read_text())
+    rows = json.loads((conv / "manifest.json").read_text())["num_rows"]
+    assert summary["steps"] == 6 and summary["data"]["conversations"] == 2 * rows  # each source read once
+    assert summary["data"]["too_long"] < 0.1 * 2 * rows
+    info = json.loads((run / "model" / "chatforge.json").read_text())
+    assert info["stage"] == "sft" and info["base_model"] == str(base) and info["train_on"] == "assistant"
+    assert any("val_loss" in m for m in read_metrics(run))
+    load_model_dir(run / "model")
+    bad = cf("sft", "--model", str(base), "--data", str(corpus / "kb"), "--out", str(tmp_path / "x"), "-q", check=False)
+    assert bad.returncode != 0 and "holds text, not conversations" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

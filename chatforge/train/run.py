@@ -1,0 +1,93 @@
+"""What every training stage does around `fit`: prepare the run dir, and finish the run
+(the model dir, summary.json and curves.png). Shared by pretrain and sft."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chatforge.atomic import atomic_write_json
+from chatforge.checkpoint import checkpoint_weights, save_model_dir
+from chatforge.errors import UserError
+from chatforge.model import GPT
+from chatforge.plots import plot_training
+from chatforge.train.loop import Dist, FitResult
+from chatforge.ui import UI
+
+_RUN_FILES = ("checkpoints", "model", "metrics.jsonl", "summary.json", "curves.png")
+
+
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """An existing run dir is continued only with --resume and started over only with --overwrite."""
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise UserError(f"{out}: run dir exists; pass --resume to continue it or --overwrite to start over")
+    if overwrite and out.exists():
+        if not (out / "config.json").is_file():
+            raise UserError(f"{out}: exists and is not a run dir; refusing to delete it (choose another --out)")
+        for sub in _RUN_FILES:
+            p = out / sub
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def checkpoint_step(out: Path) -> int | None:
+    """The step of the run's latest checkpoint, if any (where a resumed run's metrics continue)."""
+    latest = out / "checkpoints" / "latest"
+    if not latest.is_file():
+        return None
+    try:
+        return int(latest.read_text().strip().split("_")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def run_summary(model: GPT, result: FitResult, bytes_per_token: float | None = None) -> dict[str, Any]:
+    return {
+        "params": model.num_params(),
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "final_loss": result.final_loss,
+        "best_val_loss": result.best_val,
+        "best_val_bpb": (result.best_val / math.log(2) / bytes_per_token) if (result.best_val and bytes_per_token) else None,
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 1),
+        "tokens_per_s": result.session_tokens / max(result.seconds, 1e-9),
+    }
+
+
+def finish_run(
+    out: Path,
+    model: GPT,
+    result: FitResult,
+    summary: dict[str, Any],
+    *,
+    stage: str,
+    tokenizer_dir: str | Path,
+    info: dict[str, Any],
+    dist: Dist,
+    ui: UI,
+) -> None:
+    """Write OUT/model (the best checkpoint's weights after early stopping, else the last
+    step's), OUT/summary.json and OUT/curves.png; nothing after a stop by signal (the
+    checkpoint holds the state to resume from)."""
+    if dist.main and result.stopped != "signal":
+        if result.stopped == "early_stopping" and result.best_checkpoint:
+            weights = checkpoint_weights(out / "checkpoints" / result.best_checkpoint)
+            model.load_state_dict(weights, strict=False)
+        save_model_dir(out / "model", model, tokenizer_dir=tokenizer_dir, info={"stage": stage, **info, "summary": summary}, overwrite=True)
+        atomic_write_json(out / "summary.json", summary)
+        plot_training(out, title=f"{stage}: {model.num_params() / 1e6:.2f}M parameters")
+        val = ""
+        if summary["best_val_loss"] is not None:
+            val = f", val {summary['best_val_loss']:.3f}" + (f" ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")
+        ui.note(
+            f"{stage} done: {result.steps} steps, {result.tokens:,} tokens "
+            f"({result.session_tokens:,} in {summary['seconds']}s, {summary['tokens_per_s']:,.0f} tok/s), "
+            f"loss {result.final_loss:.3f}{val} -> {out / 'model'}"
+        )
+    if dist.world > 1:
+        torch.distributed.barrier()

@@ -1,0 +1,189 @@
+"""SFT: loss masks, truncation, packing without cross-attention, mixtures, resumable rows,
+and a tiny run that learns its answers verbatim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from chatforge.checkpoint import load_model_dir, save_model_dir
+from chatforge.data import synth
+from chatforge.data.dataset import write_dataset
+from chatforge.data.steps import row_texts
+from chatforge.model import GPT, ModelConfig
+from chatforge.tokenizer import Tokenizer, train_tokenizer
+from chatforge.train.config import SFTConfig, TrainConfig
+from chatforge.train.loop import Dist
+from chatforge.train.sft import IGNORE, Conversations, SFTRows, collate, fit_turns, main, pack, select_mask, tokenize
+
+BY = {"command": "test"}
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    w = synth.generate(0, conversations=200, test_conversations=1, heldout_conversations=1, kb_articles=20, preferences=1)
+    return train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")], 600)
+
+
+def conv(i: int, *, system: bool = False, turns: int = 1) -> dict:
+    msgs = [{"role": "system", "content": "You help Larkspur Goods customers."}] if system else []
+    for t in range(turns):
+        msgs += [
+            {"role": "user", "content": f"Question {i}.{t}: where is order {1000 + i}?"},
+            {"role": "assistant", "content": f"Order {1000 + i} ships on day {i % 7 + t}."},
+        ]
+    return {"id": f"c{i}", "messages": msgs, "source": "test", "meta": {}}
+
+
+def encode(tok: Tokenizer, rows: list[dict], train_on: str = "assistant", src: int = 0) -> Conversations:
+    items = []
+    for r in rows:
+        ids, mask = tok.render(r["messages"])
+        items.append((ids, select_mask(mask, train_on), src))
+    return Conversations.build(items)
+
+
+def test_train_on_variants(tok):
+    ids, mask = tok.render(conv(0, system=True, turns=2)["messages"])
+    runs = [i for i in range(1, len(mask)) if mask[i] and not mask[i - 1]]
+    assert len(runs) == 2  # two assistant turns
+    assert select_mask(mask, "assistant") == mask
+    last = select_mask(mask, "last-assistant")
+    assert last == [0] * runs[1] + [1] * (len(mask) - runs[1])
+    assert ids[-1] == tok.end_id and last[-1] == 1  # the stop token is trained
+    assert select_mask(mask, "all") == [0] + [1] * (len(mask) - 1)
+
+
+def test_truncation_keeps_the_system_prompt_and_the_latest_turns(tok):
+    msgs = conv(1, system=True, turns=4)["messages"]
+    contents = [tok.encode(m["content"]) for m in msgs]
+    full = 1 + sum(len(c) + 2 for c in contents)
+    assert fit_turns(msgs, contents, full) == list(range(9))
+    keep = fit_turns(msgs, contents, full - 1)  # one token short: the oldest turn goes
+    assert keep is not None
+    assert keep[0] == 0 and msgs[keep[1]]["role"] == "user" and keep[-1] == 8
+    assert keep == [0, 3, 4, 5, 6, 7, 8]
+    last = 1 + len(contents[0]) + 2 + sum(len(c) + 2 for c in contents[7:])
+    assert fit_turns(msgs, contents, last) == [0, 7, 8]
+    assert fit_turns(msgs, contents, last - 1) is None  # not even one exchange fits
+
+
+def test_packed_rows_train_only_on_assistant_turns_and_their_end(tok):
+    rows = [conv(i, system=i == 1) for i in range(3)]
+    convs = encode(tok, rows)
+    packed = pack(range(3), convs, capacity=200)
+    assert packed == [[0, 1, 2]]
+    b = collate(packed, convs, length=199, pad_id=tok.pad_id, device=torch.device("cpu"))
+    targets, docs, pos = b["targets"][0], b["doc_ids"][0], b["position_ids"][0]
+    trained = targets[targets != IGNORE].tolist()
+    want = []
+    for r in rows:
+        for m in r["messages"]:
+            if m["role"] == "assistant":
+                want += [*tok.encode(m["content"]), tok.end_id]
+    assert trained == want  # assistant content and <|end|>, nothing else, in order
+    starts = [0, convs.length(0), convs.length(0) + convs.length(1)]
+    assert [int(pos[s]) for s in starts] == [0, 0, 0]  # positions restart per conversation
+    assert docs[: starts[1]].unique().tolist() == [0] and docs[starts[1] : starts[2]].unique().tolist() == [1]
+    assert b["input_ids"][0, starts[1]] == tok.bos_id and targets[starts[1] - 1] == IGNORE  # no target across a boundary
+    assert (targets[sum(convs.length(i) for i in range(3)) :] == IGNORE).all()  # padding is never trained
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_a_packed_row_computes_what_its_conversations_compute_alone(tok, attention):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=640, n_layer=2, n_embd=32, n_head=4, n_kv_head=2, block_size=256, attention=attention)).eval()
+    rows = [conv(i, system=i == 0, turns=1 + i % 2) for i in range(3)]
+    convs = encode(tok, rows)
+    total = sum(convs.length(i) for i in range(3))
+    assert total < 250
+    b = collate([[0, 1, 2]], convs, length=total + 4, pad_id=tok.pad_id, device=torch.device("cpu"))
+    with torch.no_grad():
+        packed = model(b["input_ids"], position_ids=b["position_ids"], doc_ids=b["doc_ids"])[0]
+        at = 0
+        for i in range(3):
+            ids = torch.from_numpy(convs.get(i)[0].astype(np.int64))[None]
+            n = ids.shape[1]
+            torch.testing.assert_close(packed[at : at + n], model(ids)[0], atol=2e-5, rtol=1e-5)
+            at += n
+
+
+def test_mixture_weights_set_each_datasets_share_of_an_epoch(tok):
+    a = [(tok.render(conv(i)["messages"])[0], tok.render(conv(i)["messages"])[1], 0) for i in range(10)]
+    b = [(tok.render(conv(i)["messages"])[0], tok.render(conv(i)["messages"])[1], 1) for i in range(10, 20)]
+    convs = Conversations.build(a + b)
+    rows = SFTRows(convs, [3.0, 1.0], length=64, packing=False, seed=0, pad_id=tok.pad_id, dist=Dist())
+    epoch = [r[0] for r in rows._rows]
+    assert len(epoch) == 20
+    assert sum(convs.source[i] == 0 for i in epoch) == 15  # upsampled: every one of A once, then 5 more
+    assert set(range(10)) <= set(epoch)
+    assert sum(convs.source[i] == 1 for i in epoch) == 5  # sampled without replacement
+    assert len({i for i in epoch if convs.source[i] == 1}) == 5
+
+
+def test_rows_resume_where_they_stopped(tok):
+    convs = encode(tok, [conv(i) for i in range(7)])
+    make = lambda: SFTRows(convs, [1.0], length=48, packing=True, seed=3, pad_id=tok.pad_id, dist=Dist())  # noqa: E731
+    straight = make()
+    batches = [straight.next_batch(2) for _ in range(9)]  # several epochs
+    resumed = make()
+    for _ in range(4):
+        resumed.next_batch(2)
+    again = make()
+    again.load_state_dict(resumed.state_dict())
+    for want in batches[4:]:
+        got = again.next_batch(2)
+        assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def greedy(model: GPT, tok: Tokenizer, messages: list[dict], limit: int = 40) -> str:
+    ids, _ = tok.render(messages, add_generation_prompt=True)
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(limit):
+            nxt = int(model(torch.tensor([ids + out]))[0, -1].argmax())
+            if nxt == tok.end_id:
+                break
+            out.append(nxt)
+    return tok.decode(out)
+
+
+def test_a_tiny_sft_run_learns_its_answers_verbatim_and_to_stop(tok, tmp_path):
+    tok.save(tmp_path / "tok")
+    torch.manual_seed(0)
+    base = GPT(ModelConfig(vocab_size=640, n_layer=2, n_embd=64, n_head=4, block_size=96))
+    save_model_dir(tmp_path / "base", base, tokenizer_dir=tmp_path / "tok")
+    rows = [conv(i, system=i % 2 == 0) for i in range(4)]
+    write_dataset(tmp_path / "data", "conversations", rows, created_by=BY)
+    train = TrainConfig(steps=120, batch_size=2, eval_every=0, save_every=0, log_every=20)
+    train.optim.lr, train.optim.warmup_steps, train.optim.weight_decay = 3e-3, 5, 0.0
+    cfg = SFTConfig(model=str(tmp_path / "base"), data=[str(tmp_path / "data")], out=str(tmp_path / "run"), val_fraction=0.0, train=train)
+    summary = main(cfg)
+    assert summary["final_loss"] < 0.05
+    model = load_model_dir(tmp_path / "run" / "model").eval()
+    for r in rows:
+        prompt = r["messages"][:-1]
+        assert greedy(model, tok, prompt) == r["messages"][-1]["content"]
+    assert (tmp_path / "run" / "summary.json").is_file() and (tmp_path / "run" / "curves.png").is_file()
+
+
+def test_tokenize_refuses_other_kinds_and_counts_what_it_leaves_out(tok, tmp_path):
+    write_dataset(tmp_path / "t", "text", [{"id": "a", "text": "hello", "source": "s", "meta": {}}], created_by=BY)
+    with pytest.raises(Exception, match="holds text, not conversations"):
+        tokenize([str(tmp_path / "t")], tok, limit=64, train_on="assistant", val_fraction=0, split=False)
+    rows = [conv(0), conv(1, turns=6), {"id": "u", "messages": [{"role": "user", "content": "hi"}], "source": "s", "meta": {}}]
+    write_dataset(tmp_path / "c", "conversations", rows, created_by=BY)
+    one = 1 + sum(len(tok.encode(m["content"])) + 2 for m in conv(1)["messages"])
+    train, held, counts = tokenize([str(tmp_path / "c")], tok, limit=one + 2, train_on="assistant", val_fraction=0, split=False)
+    assert counts == {"conversations": 3, "truncated": 1, "too_long": 0, "no_assistant": 1}
+    assert len(train) == 2 and len(held) == 0
+    assert all(train.length(i) <= one + 2 for i in range(len(train)))
+
+
+def test_held_out_share_is_stable(tok, tmp_path):
+    write_dataset(tmp_path / "c", "conversations", [conv(i) for i in range(200)], created_by=BY)
+    train, held, _ = tokenize([str(tmp_path / "c")], tok, limit=128, train_on="assistant", val_fraction=0.2, split=True)
+    assert len(train) + len(held) == 200 and 20 <= len(held) <= 60
+    again = tokenize([str(tmp_path / "c")], tok, limit=128, train_on="assistant", val_fraction=0.2, split=True)[1]
+    assert np.array_equal(held.ids, again.ids)
