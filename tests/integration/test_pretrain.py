@@ -48,17 +48,17 @@ def losses(run: Path) -> dict[int, float]:
     return {m["step"]: m["loss"] for m in read_metrics(run) if "loss" in m}
 
 
-def test_kill_9_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
-    steps = ["--train.steps", "40", "--train.save-every", "10", "--train.eval-every", "20"]
-    cf(*pretrain_args(corpus, tmp_path / "straight", *steps))
+def straight_then_killed_and_resumed(make_args, tmp_path: Path, steps: int, kill_at: str) -> tuple[dict, dict, Path]:
+    """Losses of a straight run and of one killed (-9) once checkpoint `kill_at` exists, then resumed."""
+    cf(*make_args(tmp_path / "straight"))
     straight = losses(tmp_path / "straight")
-    assert sorted(straight) == list(range(1, 41))
+    assert sorted(straight) == list(range(1, steps + 1))
 
     run = tmp_path / "killed"
     env = {**os.environ, "COLUMNS": "120"}
-    p = subprocess.Popen([EXE, *pretrain_args(corpus, run, *steps)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen([EXE, *make_args(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not (run / "checkpoints" / "step_000020").is_dir() and p.poll() is None and time.time() < deadline:
+    while not (run / "checkpoints" / kill_at).is_dir() and p.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -66,12 +66,20 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
     assert not (run / "model").exists()
 
     # without --resume an existing run dir is refused, with a one-line message
-    refused = cf(*pretrain_args(corpus, run, *steps), check=False)
+    refused = cf(*make_args(run), check=False)
     assert refused.returncode == 2 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
 
-    cf(*pretrain_args(corpus, run, *steps, "--resume"))
+    cf(*make_args(run), "--resume")
     resumed = losses(run)
-    assert sorted(resumed) == list(range(1, 41))  # metrics after the checkpoint were rewritten, not duplicated
+    assert sorted(resumed) == list(range(1, steps + 1))  # metrics after the checkpoint were rewritten, not duplicated
+    return straight, resumed, run
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(corpus, tmp_path):
+    steps = ["--train.steps", "40", "--train.save-every", "10", "--train.eval-every", "20"]
+    straight, resumed, run = straight_then_killed_and_resumed(
+        lambda out: pretrain_args(corpus, out, *steps), tmp_path, 40, "step_000020"
+    )
     assert resumed == pytest.approx(straight, abs=0, rel=0)  # bit-identical continuation
     png = (run / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000  # the loss curves, drawn
@@ -122,9 +130,16 @@ def test_cpu_tiny_preset_is_the_quickstart_model():
     assert {k: train["optim"][k] for k in preset["train"]["optim"]} == preset["train"]["optim"]
 
 
-def test_sft_from_the_pretrained_model_as_a_user(corpus, tmp_path):
-    cf(*pretrain_args(corpus, tmp_path / "pre", "--train.steps", "4", "--train.eval-every", "0", "--model.block-size", "384"))
-    base, conv, run = tmp_path / "pre" / "model", corpus / "conv", tmp_path / "sft"
+@pytest.fixture(scope="module")
+def sft_base(corpus, tmp_path_factory) -> Path:
+    """A tiny pretrained model with room for whole conversations."""
+    out = tmp_path_factory.mktemp("sft-base") / "pre"
+    cf(*pretrain_args(corpus, out, "--train.steps", "4", "--train.eval-every", "0", "--model.block-size", "384"))
+    return out / "model"
+
+
+def test_sft_from_the_pretrained_model_as_a_user(corpus, sft_base, tmp_path):
+    base, conv, run = sft_base, corpus / "conv", tmp_path / "sft"
     sft = ["sft", "--model", str(base), "--data", f"{conv}:3", f"{conv}:1", "--out", str(run), "-q"]
     shown = cf(*sft[:-1], "--debug-data", "2").stdout
     assert "row 0:" in shown and "row 1:" in shown and "trained" in shown and "<|assistant|>" in shown
@@ -141,3 +156,15 @@ def test_sft_from_the_pretrained_model_as_a_user(corpus, tmp_path):
     load_model_dir(run / "model")
     bad = cf("sft", "--model", str(base), "--data", str(corpus / "kb"), "--out", str(tmp_path / "x"), "-q", check=False)
     assert bad.returncode != 0 and "holds text, not conversations" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_sft_kill_9_then_resume_matches_an_uninterrupted_run(corpus, sft_base, tmp_path):
+    def args(out: Path) -> list[str]:
+        return ["sft", "--model", str(sft_base), "--data", f"{corpus / 'conv'}:2", str(corpus / "conv"),
+                "--out", str(out), "--train.steps", "30", "--train.save-every", "10", "--train.eval-every", "15",
+                "--train.batch-size", "4", "--train.log-every", "1", "--train.eval-batches", "2", "--train.optim.lr", "1e-3", "-q"]
+
+    straight, resumed, run = straight_then_killed_and_resumed(args, tmp_path, 30, "step_000010")
+    assert resumed == pytest.approx(straight, abs=0, rel=0)
+    assert straight[30] < straight[1]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 30
