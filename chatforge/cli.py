@@ -37,7 +37,7 @@ class Command:
 
 def _commands() -> list[Command]:
     # Imported here so `chatforge --help` stays fast and a broken stage cannot break others' imports.
-    from chatforge import quickstart, tokenizer
+    from chatforge import chat, quickstart, tokenizer
     from chatforge.data import augment, clean, formats, inspect, mix, pii, split, synth
     from chatforge.train import config as train_config
 
@@ -55,6 +55,7 @@ def _commands() -> list[Command]:
         Command("tokenizer train", "train a byte-level BPE tokenizer with the chat format", tokenizer.TokenizerTrainConfig, tokenizer.main),
         Command("pretrain", "pretrain the GPT on text and conversations (checkpoints, resume, torchrun)", train_config.PretrainConfig, _pretrain),
         Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", train_config.SFTConfig, _sft),
+        Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", chat.ChatConfig, chat.main),
         Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
     ]
 
@@ -86,6 +87,7 @@ the lifecycle, in order:
   tokenizer train             a byte-level BPE tokenizer with the chat template
   pretrain                    next-token pretraining of the GPT (torchrun for several processes)
   sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
+  chat                        talk to a model in the terminal
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

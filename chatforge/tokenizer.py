@@ -125,6 +125,38 @@ def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
             raise ValueError(f"message {i}: content must be a string, got {type(m.get('content')).__name__}")
 
 
+def fit_turns(
+    messages: Sequence[Mapping[str, Any]], contents: Sequence[list[int]], limit: int, *, need_reply: bool
+) -> list[int] | None:
+    """Indices of the messages to keep so the rendered conversation has at most `limit` tokens
+    (`contents[i]` = message i's ids): all of them if they fit, else the leading system
+    messages and the latest turns (dropping the oldest ones whole, so that the kept part
+    starts with a user turn). None if nothing is left to learn from (`need_reply`: no
+    assistant turn fits) or to answer (no message after the system ones fits).
+
+    SFT truncates training conversations with it and the engine long chats."""
+    sizes = [len(c) + 2 for c in contents]  # role token + content + end-of-turn
+    if 1 + sum(sizes) <= limit:  # + <|bos|>
+        return list(range(len(messages)))
+    n_sys = 0
+    while n_sys < len(messages) and messages[n_sys]["role"] == "system":
+        n_sys += 1
+    total = 1 + sum(sizes[:n_sys])
+    keep: list[int] = []
+    # Walk back from the end, adding turns while they fit; then make the kept part start
+    # with a user turn.
+    for i in range(len(messages) - 1, n_sys - 1, -1):
+        if total + sizes[i] > limit:
+            break
+        total += sizes[i]
+        keep.insert(0, i)
+    while keep and messages[keep[0]]["role"] != "user":
+        keep.pop(0)
+    if not keep or (need_reply and not any(messages[i]["role"] == "assistant" for i in keep)):
+        return None
+    return list(range(n_sys)) + keep
+
+
 # --------------------------------------------------------------------------------------
 # Byte-level symbols
 

@@ -46,7 +46,7 @@ from chatforge.config import to_dict
 from chatforge.data.dataset import open_dataset
 from chatforge.data.mix import parse_source, plan_counts
 from chatforge.errors import ConfigError, UserError
-from chatforge.tokenizer import Tokenizer
+from chatforge.tokenizer import Tokenizer, fit_turns
 from chatforge.tracking import RunLog
 from chatforge.train.config import SFTConfig
 from chatforge.train.loop import Batch, Dist, fit, init_distributed
@@ -104,33 +104,6 @@ def select_mask(mask: list[int], train_on: str) -> list[int]:
     return out
 
 
-def fit_turns(messages: Sequence[dict[str, Any]], contents: Sequence[list[int]], limit: int) -> list[int] | None:
-    """Indices of the messages to keep so the rendered conversation has at most `limit` tokens:
-    all of them if they fit, else the leading system messages and the latest turns (dropping
-    the oldest ones whole, so that the kept part starts with a user turn); None if not even
-    the system messages, one user turn and a reply fit."""
-    sizes = [len(c) + 2 for c in contents]  # role token + content + end-of-turn
-    if 1 + sum(sizes) <= limit:  # + <|bos|>
-        return list(range(len(messages)))
-    n_sys = 0
-    while n_sys < len(messages) and messages[n_sys]["role"] == "system":
-        n_sys += 1
-    total = 1 + sum(sizes[:n_sys])
-    keep: list[int] = []
-    # Walk back from the end, adding turns while they fit; then make the kept part start
-    # with a user turn.
-    for i in range(len(messages) - 1, n_sys - 1, -1):
-        if total + sizes[i] > limit:
-            break
-        total += sizes[i]
-        keep.insert(0, i)
-    while keep and messages[keep[0]]["role"] != "user":
-        keep.pop(0)
-    if not any(messages[i]["role"] == "assistant" for i in keep):
-        return None
-    return list(range(n_sys)) + keep
-
-
 def tokenize(
     paths: Sequence[str], tok: Tokenizer, *, limit: int, train_on: str, val_fraction: float, split: bool
 ) -> tuple[Conversations, Conversations, dict[str, int]]:
@@ -152,7 +125,7 @@ def tokenize(
                 if not any(m["role"] == "assistant" for m in msgs):
                     counts["no_assistant"] += 1
                     continue
-                keep = fit_turns(msgs, contents, limit)
+                keep = fit_turns(msgs, contents, limit, need_reply=True)
                 if keep is None:
                     counts["too_long"] += 1
                     continue

@@ -26,7 +26,7 @@ def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 
 def test_help_lists_the_lifecycle_that_exists():
     out = cf("--help").stdout
-    for cmd in ("data", "tokenizer", "pretrain", "sft", "quickstart"):
+    for cmd in ("data", "tokenizer", "pretrain", "sft", "chat", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
@@ -309,6 +309,7 @@ SURFACE = {
             "--val-fraction",
         ],
     ),
+    "chat": ([], ["--max-tokens", "--model", "--system", "--temperature", "--top-k", "--top-p"]),
     "sft": (
         [],
         [

@@ -19,7 +19,9 @@ from test_cli import EXE, cf  # same directory: pytest puts it on sys.path
 
 from chatforge.checkpoint import load_model_dir
 from chatforge.config import to_dict
+from chatforge.engine import Engine, Sampling
 from chatforge.quickstart import tiny_model, tiny_train
+from chatforge.tokenizer import Tokenizer
 from chatforge.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +155,19 @@ def test_sft_from_the_pretrained_model_as_a_user(corpus, sft_base, tmp_path):
     info = json.loads((run / "model" / "chatforge.json").read_text())
     assert info["stage"] == "sft" and info["base_model"] == str(base) and info["train_on"] == "assistant"
     assert any("val_loss" in m for m in read_metrics(run))
-    load_model_dir(run / "model")
+    # chat with it: piped lines, commands, and greedy replies equal to the engine's
+    chat = subprocess.run(
+        [EXE, "chat", "--model", str(run / "model"), "--temperature", "0", "--max-tokens", "12", "--system", "Be brief."],
+        input="hello\n/system Answer in one line.\nwhere is my order?\n/reset\n/exit\nnever read\n",
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout.splitlines()
+    engine = Engine(load_model_dir(run / "model"), Tokenizer.load(run / "model"))
+    greedy = Sampling(temperature=0, max_tokens=12)
+    first = "".join(engine.chat([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}], greedy))
+    second = "".join(engine.chat([{"role": "system", "content": "Answer in one line."}, {"role": "user", "content": "where is my order?"}], greedy))
+    assert chat == [
+        f"assistant> {first}", "[new conversation; system: Answer in one line.]", f"assistant> {second}", "[new conversation; system: Answer in one line.]"
+    ]
     bad = cf("sft", "--model", str(base), "--data", str(corpus / "kb"), "--out", str(tmp_path / "x"), "-q", check=False)
     assert bad.returncode != 0 and "holds text, not conversations" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 

@@ -11,11 +11,12 @@ from chatforge.checkpoint import load_model_dir, save_model_dir
 from chatforge.data import synth
 from chatforge.data.dataset import write_dataset
 from chatforge.data.steps import row_texts
+from chatforge.engine import Engine, Sampling
 from chatforge.model import GPT, ModelConfig
-from chatforge.tokenizer import Tokenizer, train_tokenizer
+from chatforge.tokenizer import Tokenizer, fit_turns, train_tokenizer
 from chatforge.train.config import SFTConfig, TrainConfig
 from chatforge.train.loop import Dist
-from chatforge.train.sft import IGNORE, Conversations, SFTRows, collate, fit_turns, main, pack, select_mask, tokenize
+from chatforge.train.sft import IGNORE, Conversations, SFTRows, collate, main, pack, select_mask, tokenize
 
 BY = {"command": "test"}
 
@@ -59,14 +60,14 @@ def test_truncation_keeps_the_system_prompt_and_the_latest_turns(tok):
     msgs = conv(1, system=True, turns=4)["messages"]
     contents = [tok.encode(m["content"]) for m in msgs]
     full = 1 + sum(len(c) + 2 for c in contents)
-    assert fit_turns(msgs, contents, full) == list(range(9))
-    keep = fit_turns(msgs, contents, full - 1)  # one token short: the oldest turn goes
+    assert fit_turns(msgs, contents, full, need_reply=True) == list(range(9))
+    keep = fit_turns(msgs, contents, full - 1, need_reply=True)  # one token short: the oldest turn goes
     assert keep is not None
     assert keep[0] == 0 and msgs[keep[1]]["role"] == "user" and keep[-1] == 8
     assert keep == [0, 3, 4, 5, 6, 7, 8]
     last = 1 + len(contents[0]) + 2 + sum(len(c) + 2 for c in contents[7:])
-    assert fit_turns(msgs, contents, last) == [0, 7, 8]
-    assert fit_turns(msgs, contents, last - 1) is None  # not even one exchange fits
+    assert fit_turns(msgs, contents, last, need_reply=True) == [0, 7, 8]
+    assert fit_turns(msgs, contents, last - 1, need_reply=True) is None  # not even one exchange fits
 
 
 def test_packed_rows_train_only_on_assistant_turns_and_their_end(tok):
@@ -137,18 +138,6 @@ def test_rows_resume_where_they_stopped(tok):
         assert all(torch.equal(got[k], want[k]) for k in want)
 
 
-def greedy(model: GPT, tok: Tokenizer, messages: list[dict], limit: int = 40) -> str:
-    ids, _ = tok.render(messages, add_generation_prompt=True)
-    out: list[int] = []
-    with torch.no_grad():
-        for _ in range(limit):
-            nxt = int(model(torch.tensor([ids + out]))[0, -1].argmax())
-            if nxt == tok.end_id:
-                break
-            out.append(nxt)
-    return tok.decode(out)
-
-
 def test_a_tiny_sft_run_learns_its_answers_verbatim_and_to_stop(tok, tmp_path):
     tok.save(tmp_path / "tok")
     torch.manual_seed(0)
@@ -161,10 +150,10 @@ def test_a_tiny_sft_run_learns_its_answers_verbatim_and_to_stop(tok, tmp_path):
     cfg = SFTConfig(model=str(tmp_path / "base"), data=[str(tmp_path / "data")], out=str(tmp_path / "run"), val_fraction=0.0, train=train)
     summary = main(cfg)
     assert summary["final_loss"] < 0.05
-    model = load_model_dir(tmp_path / "run" / "model").eval()
-    for r in rows:
+    engine = Engine(load_model_dir(tmp_path / "run" / "model"), Tokenizer.load(tmp_path / "run" / "model"))
+    for r in rows:  # greedy replies are the trained answers, word for word, and then stop
         prompt = r["messages"][:-1]
-        assert greedy(model, tok, prompt) == r["messages"][-1]["content"]
+        assert "".join(engine.chat(prompt, Sampling(temperature=0, max_tokens=40))) == r["messages"][-1]["content"]
     assert (tmp_path / "run" / "summary.json").is_file() and (tmp_path / "run" / "curves.png").is_file()
 
 
