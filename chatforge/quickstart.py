@@ -6,10 +6,11 @@ Today that is: generate the support world (`data synth`), clean its raw logs,
 knowledge base and preference pairs (`data clean`: PII removed, noise filtered,
 duplicates dropped), split the clean conversations (`data split`), look at the
 training split (`data stats`), train a tokenizer on the clean knowledge base and
-training conversations (`tokenizer train`) and pretrain a tiny GPT on them
-(`pretrain`, the same model and schedule as configs/pretrain-cpu-tiny.yaml). Each
-stage that lands adds its step here, so this command always runs everything
-chatforge can do, offline, on a laptop CPU.
+training conversations (`tokenizer train`), pretrain a tiny GPT on them (`pretrain`,
+the same model and schedule as configs/pretrain-cpu-tiny.yaml), fine-tune it on the
+training conversations (`sft`), and show it answering a conversation of the test split
+it never saw. Each stage that lands adds its step here, so this command always runs
+everything chatforge can do, offline, on a laptop CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
 from chatforge.model_config import ModelConfig
-from chatforge.train.config import OptimConfig, PretrainConfig, TrainConfig
+from chatforge.train.config import OptimConfig, PretrainConfig, SFTConfig, TrainConfig
 from chatforge.ui import QUIET, UI
 
 
@@ -49,6 +50,18 @@ def tiny_train() -> TrainConfig:
     )
 
 
+def tiny_sft() -> TrainConfig:
+    """The quickstart's fine-tuning schedule."""
+    return TrainConfig(
+        steps=300,
+        batch_size=16,
+        eval_every=100,
+        eval_batches=8,
+        save_every=100,
+        optim=OptimConfig(lr=1e-3, warmup_steps=20, min_lr_ratio=0.1, weight_decay=0.0),
+    )
+
+
 @dataclass
 class QuickstartConfig:
     """`chatforge quickstart`: run every stage on the built-in support world."""
@@ -60,6 +73,7 @@ class QuickstartConfig:
     vocab_size: int = opt(2048, "tokenizer vocabulary size", ge=512, le=65536)
     model: ModelConfig = opt(default_factory=tiny_model)
     train: TrainConfig = opt(default_factory=tiny_train)
+    sft: TrainConfig = opt(default_factory=tiny_sft)
 
 
 def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
@@ -132,6 +146,28 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         written.append(("pretrained model (Hugging Face format)", str(pretrain_dir / "model")))
         return out
 
+    sft_dir = work / "runs" / "sft"
+
+    def do_sft() -> Any:
+        from chatforge.train import sft  # needs torch: imported when it runs
+
+        sc = SFTConfig(
+            model=str(pretrain_dir / "model"),
+            data=[str(splits_dir / "train")],
+            val_data=[str(splits_dir / "val")],
+            out=str(sft_dir),
+            seed=cfg.seed,
+            overwrite=True,
+            train=cfg.sft,
+        )
+        out = sft.main(sc, ui)
+        written.append(("fine-tuning run (metrics.jsonl, curves.png)", str(sft_dir)))
+        written.append(("the chat model (Hugging Face format): chatforge chat --model ...", str(sft_dir / "model")))
+        return out
+
+    def do_sample() -> Any:
+        return show_sample(sft_dir / "model", open_dataset(world_dir / "test"), cfg.seed, ui)
+
     steps: list[tuple[str, str, Callable[[], Any]]] = [
         ("synth", "generate the built-in support world", do_synth),
         ("clean", "remove PII, noise and duplicates from the raw data", do_clean),
@@ -139,6 +175,8 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ("stats", "inspect the training split", do_stats),
         ("tokenizer", "train a byte-level BPE tokenizer with the chat template", do_tokenizer),
         ("pretrain", "pretrain a tiny GPT on the knowledge base and conversations", do_pretrain),
+        ("sft", "fine-tune it on the training conversations (loss on the assistant's turns)", do_sft),
+        ("sample", "the model answers a test conversation it never saw", do_sample),
     ]
     t0 = time.time()
     for i, (name, what, fn) in enumerate(steps, 1):
@@ -157,3 +195,24 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
             table.add_row(Text(what), Text(path))
         ui.out.print(table)
     return results
+
+
+def show_sample(model_dir: Path, test: Any, seed: int, ui: UI) -> dict[str, Any]:
+    """One conversation of the test split, answered by the model (greedy), beside the reference."""
+    from chatforge.checkpoint import load_model_dir
+    from chatforge.engine import Engine, Sampling
+    from chatforge.tokenizer import Tokenizer
+
+    rows = next(test.iter_batches(64))
+    row = rows[seed % len(rows)]
+    messages = row["messages"]
+    prompt, reference = messages[:-1], messages[-1]["content"]
+    engine = Engine(load_model_dir(model_dir), Tokenizer.load(model_dir))
+    reply = "".join(engine.chat(prompt, Sampling(temperature=0, max_tokens=120)))
+    if not ui.quiet:
+        for m in prompt:
+            if m["role"] != "system":
+                ui.out.print(Text.assemble((f"{m['role']}: ", "bold"), m["content"]))
+        ui.out.print(Text.assemble(("model: ", "bold green"), reply))
+        ui.out.print(Text.assemble(("reference: ", "dim"), (reference, "dim")))
+    return {"id": row["id"], "prompt": prompt, "reply": reply, "reference": reference}

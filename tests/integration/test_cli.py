@@ -215,7 +215,29 @@ SURFACE = {
             "--model.tie-embeddings",
             "--model.vocab-size",
             "--no-model.tie-embeddings",
+            "--no-sft.compile",
             "--no-train.compile",
+            "--sft.batch-size",
+            "--sft.compile",
+            "--sft.dtype",
+            "--sft.eval-batches",
+            "--sft.eval-every",
+            "--sft.keep-last",
+            "--sft.log-every",
+            "--sft.micro-batch",
+            "--sft.optim.beta1",
+            "--sft.optim.beta2",
+            "--sft.optim.decay-fraction",
+            "--sft.optim.eps",
+            "--sft.optim.grad-clip",
+            "--sft.optim.lr",
+            "--sft.optim.min-lr-ratio",
+            "--sft.optim.schedule",
+            "--sft.optim.warmup-steps",
+            "--sft.optim.weight-decay",
+            "--sft.patience",
+            "--sft.save-every",
+            "--sft.steps",
             "--synth.conversations",
             "--synth.heldout-conversations",
             "--synth.kb-articles",
@@ -503,6 +525,10 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "6",
         "--train.save-every",
         "6",
+        "--sft.steps",
+        "6",
+        "--sft.eval-every",
+        "3",
     ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
@@ -515,12 +541,18 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     run = tmp_path / "qs" / "runs" / "pretrain"
     assert json.loads((run / "summary.json").read_text())["steps"] == 12
     assert (run / "model" / "model.safetensors").is_file() and (run / "model" / "tokenizer.json").is_file()
+    sft = tmp_path / "qs" / "runs" / "sft"
+    summary = json.loads((sft / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["best_val_loss"] is not None
+    assert json.loads((sft / "model" / "chatforge.json").read_text())["base_model"] == "qs/runs/pretrain/model"
     if quiet:
         assert p.stdout == ""
     else:
         assert "where everything was written" in p.stdout and "qs/data/world/conversations" in p.stdout
         assert "cleaning report" in p.stdout
         assert "qs/runs/pretrain/model" in p.stdout and "pretrain done" in p.stdout
+        assert "sft done" in p.stdout and "qs/runs/sft/model" in p.stdout
+        assert "model: " in p.stdout and "reference: " in p.stdout  # the sample conversation
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 
