@@ -210,9 +210,9 @@ class SFTRows:
         counts = plan_counts(sizes, [weights[i] for i in present], sum(sizes))
         self.counts = {i: c for i, c in zip(present, counts, strict=True)}
         self.epoch, self.cursor = 0, 0
-        self._rows = self._epoch_rows(0)
+        self.epoch_rows = self._plan(0)  # this epoch's rows, each a list of conversation indices
 
-    def _epoch_rows(self, epoch: int) -> list[list[int]]:
+    def _plan(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, epoch])
         parts = []
         for s, want in self.counts.items():
@@ -225,15 +225,15 @@ class SFTRows:
         return pack(order, self.convs, self.length + 1)
 
     def _row(self) -> list[int]:
-        if self.cursor >= len(self._rows):
+        if self.cursor >= len(self.epoch_rows):
             self.epoch, self.cursor = self.epoch + 1, 0
-            self._rows = self._epoch_rows(self.epoch)
+            self.epoch_rows = self._plan(self.epoch)
         self.cursor += 1
-        return self._rows[self.cursor - 1]
+        return self.epoch_rows[self.cursor - 1]
 
     @property
     def rows_per_epoch(self) -> int:
-        return len(self._rows)
+        return len(self.epoch_rows)
 
     def next_batch(self, n: int) -> Batch:
         rows = [self._row() for _ in range(n * self.dist.world)]
@@ -245,7 +245,7 @@ class SFTRows:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
-        self._rows = self._epoch_rows(self.epoch)
+        self.epoch_rows = self._plan(self.epoch)
 
 
 def val_batches(convs: Conversations, *, length: int, packing: bool, n: int, pad_id: int, dist: Dist) -> Iterator[Batch]:
@@ -307,7 +307,7 @@ def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
         )
     rows = SFTRows(train, [w for _, w in sources], length=length, packing=cfg.packing, seed=cfg.seed, pad_id=tok.pad_id, dist=dist)
     if cfg.debug_data:
-        show_rows(train, rows._rows[: cfg.debug_data], tok, ui)
+        show_rows(train, rows.epoch_rows[: cfg.debug_data], tok, ui)
         return {"rows_shown": min(cfg.debug_data, rows.rows_per_epoch), **counts}
     if dist.main:
         prepare_run_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)

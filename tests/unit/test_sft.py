@@ -115,7 +115,7 @@ def test_mixture_weights_set_each_datasets_share_of_an_epoch(tok):
     b = [(tok.render(conv(i)["messages"])[0], tok.render(conv(i)["messages"])[1], 1) for i in range(10, 20)]
     convs = Conversations.build(a + b)
     rows = SFTRows(convs, [3.0, 1.0], length=64, packing=False, seed=0, pad_id=tok.pad_id, dist=Dist())
-    epoch = [r[0] for r in rows._rows]
+    epoch = [r[0] for r in rows.epoch_rows]
     assert len(epoch) == 20
     assert sum(convs.source[i] == 0 for i in epoch) == 15  # upsampled: every one of A once, then 5 more
     assert set(range(10)) <= set(epoch)
