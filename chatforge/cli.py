@@ -55,6 +55,7 @@ def _commands() -> list[Command]:
         Command("tokenizer train", "train a byte-level BPE tokenizer with the chat format", tokenizer.TokenizerTrainConfig, tokenizer.main),
         Command("pretrain", "pretrain the GPT on text and conversations (checkpoints, resume, torchrun)", train_config.PretrainConfig, _pretrain),
         Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", train_config.SFTConfig, _sft),
+        Command("dpo", "prefer chosen over rejected answers (Direct Preference Optimization, frozen reference)", train_config.DPOConfig, _dpo),
         Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", chat.ChatConfig, chat.main),
         Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
     ]
@@ -76,6 +77,12 @@ def _sft(cfg: Any, ui: UI) -> Any:
     return sft.main(cfg, ui)
 
 
+def _dpo(cfg: Any, ui: UI) -> Any:
+    from chatforge.train import dpo
+
+    return dpo.main(cfg, ui)
+
+
 LIFECYCLE = """\
 the lifecycle, in order:
   data synth | data ingest    gather conversations (built-in support world, or your logs)
@@ -87,6 +94,7 @@ the lifecycle, in order:
   tokenizer train             a byte-level BPE tokenizer with the chat template
   pretrain                    next-token pretraining of the GPT (torchrun for several processes)
   sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
+  dpo                         learn from preference pairs (chosen vs rejected answers)
   chat                        talk to a model in the terminal
   quickstart                  all of the above on the built-in data, in one command
 

@@ -105,3 +105,28 @@ class SFTConfig:
     def validate(self) -> None:
         if self.resume and self.overwrite:
             raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
+
+
+def _dpo_train() -> TrainConfig:
+    return TrainConfig(steps=200, batch_size=8, eval_every=50, save_every=100, optim=OptimConfig(lr=5e-5, warmup_steps=10, weight_decay=0.0))
+
+
+@dataclass
+class DPOConfig:
+    """`chatforge dpo`: prefer the chosen answers over the rejected ones (Direct Preference Optimization)."""
+
+    model: str = opt("", "model dir to start from, usually an SFT model; it is also the frozen reference", required=True)
+    data: list[str] = opt(default_factory=list, help="preference datasets (prompt, chosen, rejected)", required=True, metavar="DIR")
+    out: str = opt("", "run dir: checkpoints, metrics.jsonl, and the trained model in OUT/model", required=True)
+    val_data: list[str] = opt(default_factory=list, help="held-out preference pairs (default: hold out --val-fraction)", metavar="DIR")
+    val_fraction: float = opt(0.05, "share of pairs held out when --val-data is not given", ge=0, lt=1)
+    beta: float = opt(0.1, "how strongly the model is kept near the reference (higher: closer)", gt=0, le=10)
+    max_len: int = opt(0, "longest prompt + answer in tokens (0 = the model's block size); longer prompts lose their oldest turns", ge=0)
+    seed: int = opt(0, "random seed (pair order)")
+    resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
+    overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    train: TrainConfig = opt(default_factory=_dpo_train)
+
+    def validate(self) -> None:
+        if self.resume and self.overwrite:
+            raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")

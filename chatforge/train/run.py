@@ -45,17 +45,18 @@ def checkpoint_step(out: Path) -> int | None:
         return None
 
 
-def run_summary(model: GPT, result: FitResult, bytes_per_token: float | None = None) -> dict[str, Any]:
+def run_summary(model: GPT, result: FitResult, bytes_per_token: float | None = None, *, unit: str = "tokens") -> dict[str, Any]:
+    """The figures of a finished run. `unit`: what the loop counted (trained tokens, or DPO's pairs)."""
     return {
         "params": model.num_params(),
         "steps": result.steps,
-        "tokens": result.tokens,
+        unit: result.tokens,
         "final_loss": result.final_loss,
         "best_val_loss": result.best_val,
         "best_val_bpb": (result.best_val / math.log(2) / bytes_per_token) if (result.best_val and bytes_per_token) else None,
         "stopped": result.stopped,
         "seconds": round(result.seconds, 1),
-        "tokens_per_s": result.session_tokens / max(result.seconds, 1e-9),
+        f"{unit}_per_s": result.session_tokens / max(result.seconds, 1e-9),
     }
 
 
@@ -70,6 +71,7 @@ def finish_run(
     info: dict[str, Any],
     dist: Dist,
     ui: UI,
+    unit: str = "tokens",
 ) -> None:
     """Write OUT/model (the best checkpoint's weights after early stopping, else the last
     step's), OUT/summary.json and OUT/curves.png; nothing after a stop by signal (the
@@ -85,8 +87,8 @@ def finish_run(
         if summary["best_val_loss"] is not None:
             val = f", val {summary['best_val_loss']:.3f}" + (f" ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")
         ui.note(
-            f"{stage} done: {result.steps} steps, {result.tokens:,} tokens "
-            f"({result.session_tokens:,} in {summary['seconds']}s, {summary['tokens_per_s']:,.0f} tok/s), "
+            f"{stage} done: {result.steps} steps, {result.tokens:,} {unit} "
+            f"({result.session_tokens:,} in {summary['seconds']}s, {summary[f'{unit}_per_s']:,.0f}/s), "
             f"loss {result.final_loss:.3f}{val} -> {out / 'model'}"
         )
     if dist.world > 1:

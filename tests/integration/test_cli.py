@@ -26,13 +26,13 @@ def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 
 def test_help_lists_the_lifecycle_that_exists():
     out = cf("--help").stdout
-    for cmd in ("data", "tokenizer", "pretrain", "sft", "chat", "quickstart"):
+    for cmd in ("data", "tokenizer", "pretrain", "sft", "dpo", "chat", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
-    for absent in ("serve", "dpo", "merge-lora"):
+    for absent in ("serve", "eval", "merge-lora"):
         assert absent not in out
 
 
@@ -332,6 +332,44 @@ SURFACE = {
         ],
     ),
     "chat": ([], ["--max-tokens", "--model", "--system", "--temperature", "--top-k", "--top-p"]),
+    "dpo": (
+        [],
+        [
+            "--beta",
+            "--data",
+            "--max-len",
+            "--model",
+            "--no-overwrite",
+            "--no-resume",
+            "--no-train.compile",
+            "--out",
+            "--overwrite",
+            "--resume",
+            "--train.batch-size",
+            "--train.compile",
+            "--train.dtype",
+            "--train.eval-batches",
+            "--train.eval-every",
+            "--train.keep-last",
+            "--train.log-every",
+            "--train.micro-batch",
+            "--train.optim.beta1",
+            "--train.optim.beta2",
+            "--train.optim.decay-fraction",
+            "--train.optim.eps",
+            "--train.optim.grad-clip",
+            "--train.optim.lr",
+            "--train.optim.min-lr-ratio",
+            "--train.optim.schedule",
+            "--train.optim.warmup-steps",
+            "--train.optim.weight-decay",
+            "--train.patience",
+            "--train.save-every",
+            "--train.steps",
+            "--val-data",
+            "--val-fraction",
+        ],
+    ),
     "sft": (
         [],
         [

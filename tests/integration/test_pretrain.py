@@ -182,3 +182,16 @@ def test_sft_kill_9_then_resume_matches_an_uninterrupted_run(corpus, sft_base, t
     assert resumed == pytest.approx(straight, abs=0, rel=0)
     assert straight[30] < straight[1]
     assert json.loads((run / "summary.json").read_text())["steps"] == 30
+
+
+def test_dpo_as_a_user(corpus, sft_base, tmp_path):
+    run = tmp_path / "dpo"
+    args = ["dpo", "--model", str(sft_base), "--data", str(corpus / "w" / "preferences"), "--out", str(run), "--val-fraction", "0.3",
+            "--train.steps", "4", "--train.batch-size", "2", "--train.eval-every", "2", "--train.log-every", "1", "-q"]
+    cf(*args)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["pairs"] == 8 and summary["data"]["pairs"] == 10
+    assert 0 < summary["after"]["pairs"] < 10 and summary["best_val_loss"] is not None  # held-out pairs
+    assert json.loads((run / "model" / "chatforge.json").read_text())["stage"] == "dpo"
+    bad = cf("dpo", "--model", str(sft_base), "--data", str(corpus / "conv"), "--out", str(tmp_path / "x"), "-q", check=False)
+    assert bad.returncode != 0 and "holds conversations, not preferences" in bad.stderr
