@@ -95,11 +95,15 @@ class Engine:
         ids, _ = self.tok.render_encoded([contents[i] for i in keep], [messages[i] for i in keep], add_generation_prompt=True)
         return ids
 
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], s: Sampling) -> list[int]:
+        """`prompt_ids` with room for a reply of `s.max_tokens` (at most half the context:
+        a long chat keeps more of its history rather than reserving the whole reply)."""
+        return self.prompt_ids(messages, min(s.max_tokens, self.model.cfg.block_size // 2))
+
     def chat(self, messages: Sequence[Mapping[str, Any]], s: Sampling) -> Iterator[str]:
         """The assistant's reply to `messages`, as text pieces while it is generated."""
-        room = min(s.max_tokens, self.model.cfg.block_size // 2)
         dec = self.tok.stream_decoder(skip_special=True)
-        for token in self.generate(self.prompt_ids(messages, room), s):
+        for token in self.generate(self.chat_prompt(messages, s), s):
             piece = dec.push(token)
             if piece:
                 yield piece

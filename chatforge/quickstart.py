@@ -8,8 +8,9 @@ duplicates dropped), split the clean conversations (`data split`), look at the
 training split (`data stats`), train a tokenizer on the clean knowledge base and
 training conversations (`tokenizer train`), pretrain a tiny GPT on them (`pretrain`,
 the same model and schedule as configs/pretrain-cpu-tiny.yaml), fine-tune it on the
-training conversations (`sft`), and show it answering a conversation of the test split
-it never saw. Each stage that lands adds its step here, so this command always runs
+training conversations (`sft`), teach it to prefer the good answers of the clean
+preference pairs over the flawed ones (`dpo`), and show it answering a conversation of
+the test split it never saw. Each stage that lands adds its step here, so this command always runs
 everything chatforge can do, offline, on a laptop CPU.
 """
 
@@ -29,7 +30,7 @@ from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
 from chatforge.model_config import ModelConfig
-from chatforge.train.config import OptimConfig, PretrainConfig, SFTConfig, TrainConfig
+from chatforge.train.config import DPOConfig, OptimConfig, PretrainConfig, SFTConfig, TrainConfig
 from chatforge.ui import QUIET, UI
 
 
@@ -62,6 +63,11 @@ def tiny_sft() -> TrainConfig:
     )
 
 
+def tiny_dpo() -> TrainConfig:
+    """The quickstart's preference-tuning schedule."""
+    return TrainConfig(steps=60, batch_size=8, eval_every=30, eval_batches=8, save_every=60, optim=OptimConfig(lr=5e-5, warmup_steps=5, weight_decay=0.0))
+
+
 @dataclass
 class QuickstartConfig:
     """`chatforge quickstart`: run every stage on the built-in support world."""
@@ -74,6 +80,7 @@ class QuickstartConfig:
     model: ModelConfig = opt(default_factory=tiny_model)
     train: TrainConfig = opt(default_factory=tiny_train)
     sft: TrainConfig = opt(default_factory=tiny_sft)
+    dpo: TrainConfig = opt(default_factory=tiny_dpo)
 
 
 def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
@@ -162,11 +169,22 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         )
         out = sft.main(sc, ui)
         written.append(("fine-tuning run (metrics.jsonl, curves.png)", str(sft_dir)))
-        written.append(("the chat model (Hugging Face format): chatforge chat --model ...", str(sft_dir / "model")))
+        written.append(("fine-tuned model (Hugging Face format)", str(sft_dir / "model")))
+        return out
+
+    dpo_dir = work / "runs" / "dpo"
+
+    def do_dpo() -> Any:
+        from chatforge.train import dpo  # needs torch: imported when it runs
+
+        dc = DPOConfig(model=str(sft_dir / "model"), data=[str(clean_dir / "preferences")], out=str(dpo_dir), seed=cfg.seed, overwrite=True, train=cfg.dpo)
+        out = dpo.main(dc, ui)
+        written.append(("preference-tuning run (metrics.jsonl, curves.png)", str(dpo_dir)))
+        written.append(("the chat model (Hugging Face format): chatforge chat --model ...", str(dpo_dir / "model")))
         return out
 
     def do_sample() -> Any:
-        return show_sample(sft_dir / "model", open_dataset(world_dir / "test"), cfg.seed, ui)
+        return show_sample(dpo_dir / "model", open_dataset(world_dir / "test"), cfg.seed, ui)
 
     steps: list[tuple[str, str, Callable[[], Any]]] = [
         ("synth", "generate the built-in support world", do_synth),
@@ -176,6 +194,7 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ("tokenizer", "train a byte-level BPE tokenizer with the chat template", do_tokenizer),
         ("pretrain", "pretrain a tiny GPT on the knowledge base and conversations", do_pretrain),
         ("sft", "fine-tune it on the training conversations (loss on the assistant's turns)", do_sft),
+        ("dpo", "prefer the good answers of the preference pairs over the flawed ones", do_dpo),
         ("sample", "the model answers a test conversation it never saw", do_sample),
     ]
     t0 = time.time()

@@ -202,6 +202,27 @@ SURFACE = {
     "quickstart": (
         [],
         [
+            "--dpo.batch-size",
+            "--dpo.compile",
+            "--dpo.dtype",
+            "--dpo.eval-batches",
+            "--dpo.eval-every",
+            "--dpo.keep-last",
+            "--dpo.log-every",
+            "--dpo.micro-batch",
+            "--dpo.optim.beta1",
+            "--dpo.optim.beta2",
+            "--dpo.optim.decay-fraction",
+            "--dpo.optim.eps",
+            "--dpo.optim.grad-clip",
+            "--dpo.optim.lr",
+            "--dpo.optim.min-lr-ratio",
+            "--dpo.optim.schedule",
+            "--dpo.optim.warmup-steps",
+            "--dpo.optim.weight-decay",
+            "--dpo.patience",
+            "--dpo.save-every",
+            "--dpo.steps",
             "--model.attention",
             "--model.block-size",
             "--model.dropout",
@@ -214,6 +235,7 @@ SURFACE = {
             "--model.rope-theta",
             "--model.tie-embeddings",
             "--model.vocab-size",
+            "--no-dpo.compile",
             "--no-model.tie-embeddings",
             "--no-sft.compile",
             "--no-train.compile",
@@ -567,6 +589,10 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "6",
         "--sft.eval-every",
         "3",
+        "--dpo.steps",
+        "4",
+        "--dpo.eval-every",
+        "2",
     ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
@@ -583,13 +609,15 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     summary = json.loads((sft / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["best_val_loss"] is not None
     assert json.loads((sft / "model" / "chatforge.json").read_text())["base_model"] == "qs/runs/pretrain/model"
+    dpo = json.loads((tmp_path / "qs" / "runs" / "dpo" / "summary.json").read_text())
+    assert dpo["steps"] == 4 and dpo["after"]["pairs"] > 0
     if quiet:
         assert p.stdout == ""
     else:
         assert "where everything was written" in p.stdout and "qs/data/world/conversations" in p.stdout
         assert "cleaning report" in p.stdout
         assert "qs/runs/pretrain/model" in p.stdout and "pretrain done" in p.stdout
-        assert "sft done" in p.stdout and "qs/runs/sft/model" in p.stdout
+        assert "sft done" in p.stdout and "dpo done" in p.stdout and "qs/runs/dpo/model" in p.stdout
         assert "model: " in p.stdout and "reference: " in p.stdout  # the sample conversation
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)

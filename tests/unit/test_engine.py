@@ -68,7 +68,7 @@ def test_chat_streams_whole_characters_that_join_to_the_decoded_reply(tok):
     messages = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "héllo wörld ✓ 日本語 🙂"}]
     s = Sampling(temperature=1.0, max_tokens=40, seed=3)
     pieces = list(engine.chat(messages, s))
-    ids = list(engine.generate(engine.prompt_ids(messages, 40), s))  # chat leaves max_tokens of room (<= half the block)
+    ids = list(engine.generate(engine.chat_prompt(messages, s), s))
     assert "".join(pieces) == tok.decode(ids, skip_special=True)
 
 
