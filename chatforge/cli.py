@@ -56,6 +56,7 @@ def _commands() -> list[Command]:
         Command("pretrain", "pretrain the GPT on text and conversations (checkpoints, resume, torchrun)", train_config.PretrainConfig, _pretrain),
         Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", train_config.SFTConfig, _sft),
         Command("dpo", "prefer chosen over rejected answers (Direct Preference Optimization, frozen reference)", train_config.DPOConfig, _dpo),
+        Command("merge-lora", "fold a LoRA adapter into its base model (a plain model dir)", train_config.MergeLoRAConfig, _merge_lora),
         Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", chat.ChatConfig, chat.main),
         Command("quickstart", "run the whole lifecycle on the built-in data", quickstart.QuickstartConfig, quickstart.main),
     ]
@@ -83,6 +84,12 @@ def _dpo(cfg: Any, ui: UI) -> Any:
     return dpo.main(cfg, ui)
 
 
+def _merge_lora(cfg: Any, ui: UI) -> Any:
+    from chatforge.train import lora
+
+    return lora.main(cfg, ui)
+
+
 LIFECYCLE = """\
 the lifecycle, in order:
   data synth | data ingest    gather conversations (built-in support world, or your logs)
@@ -95,6 +102,7 @@ the lifecycle, in order:
   pretrain                    next-token pretraining of the GPT (torchrun for several processes)
   sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
   dpo                         learn from preference pairs (chosen vs rejected answers)
+  merge-lora                  fold a LoRA adapter (sft/dpo --lora.r N) into its base model
   chat                        talk to a model in the terminal
   quickstart                  all of the above on the built-in data, in one command
 

@@ -100,6 +100,7 @@ class SFTConfig:
     seed: int = opt(0, "random seed (data order, dropout)")
     resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
     overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    lora: LoRAConfig = opt(default_factory=lambda: LoRAConfig())
     train: TrainConfig = opt(default_factory=_sft_train)
 
     def validate(self) -> None:
@@ -125,8 +126,37 @@ class DPOConfig:
     seed: int = opt(0, "random seed (pair order)")
     resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")
     overwrite: bool = opt(False, "start over in an existing OUT (its checkpoints are deleted)")
+    lora: LoRAConfig = opt(default_factory=lambda: LoRAConfig())
     train: TrainConfig = opt(default_factory=_dpo_train)
 
     def validate(self) -> None:
         if self.resume and self.overwrite:
             raise ConfigError("resume / overwrite: choose one (resume continues OUT; overwrite starts it over)")
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA (low-rank adapters, via peft): train small matrices beside frozen weights."""
+
+    r: int = opt(0, "adapter rank (0 = no LoRA: train every weight)", ge=0, le=1024)
+    alpha: int = opt(16, "scale of the adapters' output is alpha / r", ge=1)
+    dropout: float = opt(0.0, "dropout on the adapters' input", ge=0, lt=1)
+    targets: list[str] = opt(default_factory=lambda: list(LORA_TARGETS), help="linear layers that get adapters (by name)", metavar="NAME")
+
+    def validate(self) -> None:
+        bad = sorted(set(self.targets) - set(LORA_TARGETS) - {"lm_head"})
+        if bad:
+            raise ConfigError(f"lora.targets: {bad} are not layers of the model; choose from {', '.join([*LORA_TARGETS, 'lm_head'])}")
+
+
+@dataclass
+class MergeLoRAConfig:
+    """`chatforge merge-lora`: fold a LoRA adapter into its base model's weights (a plain model dir)."""
+
+    model: str = opt("", "the base model dir the adapter was trained on", required=True)
+    adapter: str = opt("", "the adapter dir (adapter_config.json + adapter_model.safetensors)", required=True)
+    out: str = opt("", "the merged model dir to write", required=True)
+    overwrite: bool = opt(False, "replace OUT if it is a model dir")

@@ -42,7 +42,7 @@ from chatforge.tokenizer import Tokenizer, fit_turns
 from chatforge.tracking import RunLog
 from chatforge.train.config import DPOConfig
 from chatforge.train.loop import Batch, Dist, LossFn, autocast, fit, init_distributed
-from chatforge.train.run import checkpoint_step, finish_run, prepare_run_dir, run_summary
+from chatforge.train.run import checkpoint_step, finish_adapters, finish_run, prepare_run_dir, run_summary
 from chatforge.train.sft import IGNORE, Conversations, _held_out, collate, select_mask
 from chatforge.ui import QUIET, UI
 
@@ -247,6 +247,11 @@ def main(cfg: DPOConfig, ui: UI = QUIET) -> dict[str, Any]:
         f"dpo: {model.num_params() / 1e6:.2f}M parameters, {rows.n:,} training pairs, {len(held) // 2:,} held out, beta {cfg.beta}; "
         f"before: reward accuracy {before['reward_accuracy']:.2f}"
     )
+    if cfg.lora.r:
+        from chatforge.train.lora import add_lora, trainable_share
+
+        add_lora(model, cfg.lora)
+        ui.note(f"dpo: LoRA rank {cfg.lora.r}: training {trainable_share(model):.1%} of the weights")
     log = RunLog(out, stage="dpo", config=to_dict(cfg), enabled=dist.main, resume_step=None if not cfg.resume else checkpoint_step(out))
     try:
         result = fit(model, rows, cfg.train, run_dir=out, log=log, val=val, loss_fn=make_loss(cfg.beta), dist=dist, resume=cfg.resume, ui=ui, stage="dpo")
@@ -260,5 +265,7 @@ def main(cfg: DPOConfig, ui: UI = QUIET) -> dict[str, Any]:
         + ("held-out" if ref_held is not None else "training")
         + " pairs"
     )
-    finish_run(out, model, result, summary, stage="dpo", tokenizer_dir=cfg.model, info={"base_model": str(cfg.model), "beta": cfg.beta}, dist=dist, ui=ui, unit="pairs")
+    model = finish_adapters(out, model, result, cfg.lora, cfg.model, dist)
+    info = {"base_model": str(cfg.model), "beta": cfg.beta, "lora": to_dict(cfg.lora) if cfg.lora.r else None}
+    finish_run(out, model, result, summary, stage="dpo", tokenizer_dir=cfg.model, info=info, dist=dist, ui=ui, unit="pairs", restored=bool(cfg.lora.r))
     return summary

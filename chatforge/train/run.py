@@ -15,6 +15,7 @@ from chatforge.checkpoint import checkpoint_weights, save_model_dir
 from chatforge.errors import UserError
 from chatforge.model import GPT
 from chatforge.plots import plot_training
+from chatforge.train.config import LoRAConfig
 from chatforge.train.loop import Dist, FitResult
 from chatforge.ui import UI
 
@@ -60,6 +61,12 @@ def run_summary(model: GPT, result: FitResult, bytes_per_token: float | None = N
     }
 
 
+def restore_best(out: Path, model: GPT, result: FitResult) -> None:
+    """After early stopping the model takes the best checkpoint's weights, not the last step's."""
+    if result.stopped == "early_stopping" and result.best_checkpoint:
+        model.load_state_dict(checkpoint_weights(out / "checkpoints" / result.best_checkpoint), strict=False)
+
+
 def finish_run(
     out: Path,
     model: GPT,
@@ -72,14 +79,14 @@ def finish_run(
     dist: Dist,
     ui: UI,
     unit: str = "tokens",
+    restored: bool = False,
 ) -> None:
     """Write OUT/model (the best checkpoint's weights after early stopping, else the last
-    step's), OUT/summary.json and OUT/curves.png; nothing after a stop by signal (the
-    checkpoint holds the state to resume from)."""
+    step's; `restored`: the caller has seen to that), OUT/summary.json and OUT/curves.png;
+    nothing after a stop by signal (the checkpoint holds the state to resume from)."""
     if dist.main and result.stopped != "signal":
-        if result.stopped == "early_stopping" and result.best_checkpoint:
-            weights = checkpoint_weights(out / "checkpoints" / result.best_checkpoint)
-            model.load_state_dict(weights, strict=False)
+        if not restored:
+            restore_best(out, model, result)
         save_model_dir(out / "model", model, tokenizer_dir=tokenizer_dir, info={"stage": stage, **info, "summary": summary}, overwrite=True)
         atomic_write_json(out / "summary.json", summary)
         plot_training(out, title=f"{stage}: {model.num_params() / 1e6:.2f}M parameters")
@@ -93,3 +100,14 @@ def finish_run(
         )
     if dist.world > 1:
         torch.distributed.barrier()
+
+
+def finish_adapters(out: Path, model: GPT, result: FitResult, lora: LoRAConfig, base_model: str, dist: Dist) -> GPT:
+    """For a LoRA run: the best weights restored, OUT/adapter written, and the model merged
+    (what OUT/model holds). Without LoRA, the model as it is."""
+    if not lora.r or not dist.main or result.stopped == "signal":
+        return model
+    from chatforge.train.lora import finish_lora
+
+    restore_best(out, model, result)
+    return finish_lora(out, model, lora, base_model)

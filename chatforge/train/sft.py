@@ -50,7 +50,7 @@ from chatforge.tokenizer import Tokenizer, fit_turns
 from chatforge.tracking import RunLog
 from chatforge.train.config import SFTConfig
 from chatforge.train.loop import Batch, Dist, fit, init_distributed
-from chatforge.train.run import checkpoint_step, finish_run, prepare_run_dir, run_summary
+from chatforge.train.run import checkpoint_step, finish_adapters, finish_run, prepare_run_dir, run_summary
 from chatforge.ui import QUIET, UI
 
 IGNORE = -100
@@ -290,6 +290,11 @@ def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = cfg.dropout
+    if cfg.lora.r:
+        from chatforge.train.lora import add_lora, trainable_share
+
+        add_lora(model, cfg.lora)
+        ui.note(f"sft: LoRA rank {cfg.lora.r} on {', '.join(cfg.lora.targets)}: training {trainable_share(model):.1%} of the weights")
     length = cfg.max_len or model.cfg.block_size
     if length > model.cfg.block_size:
         raise ConfigError(f"max_len: {length} is longer than the model's block size {model.cfg.block_size}")
@@ -329,6 +334,7 @@ def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
     finally:
         log.close()
     summary = {**run_summary(model, result), "data": counts, "epochs": round(result.steps * cfg.train.batch_size / rows.rows_per_epoch, 2)}
-    info = {"base_model": str(cfg.model), "train_on": cfg.train_on, "packing": cfg.packing}
-    finish_run(out, model, result, summary, stage="sft", tokenizer_dir=cfg.model, info=info, dist=dist, ui=ui)
+    info = {"base_model": str(cfg.model), "train_on": cfg.train_on, "packing": cfg.packing, "lora": to_dict(cfg.lora) if cfg.lora.r else None}
+    model = finish_adapters(out, model, result, cfg.lora, cfg.model, dist)
+    finish_run(out, model, result, summary, stage="sft", tokenizer_dir=cfg.model, info=info, dist=dist, ui=ui, restored=bool(cfg.lora.r))
     return summary

@@ -32,7 +32,7 @@ def test_help_lists_the_lifecycle_that_exists():
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
-    for absent in ("serve", "eval", "merge-lora"):
+    for absent in ("serve", "eval", "import"):
         assert absent not in out
 
 
@@ -359,6 +359,10 @@ SURFACE = {
         [
             "--beta",
             "--data",
+            "--lora.alpha",
+            "--lora.dropout",
+            "--lora.r",
+            "--lora.targets",
             "--max-len",
             "--model",
             "--no-overwrite",
@@ -392,12 +396,17 @@ SURFACE = {
             "--val-fraction",
         ],
     ),
+    "merge-lora": ([], ["--adapter", "--model", "--no-overwrite", "--out", "--overwrite"]),
     "sft": (
         [],
         [
             "--data",
             "--debug-data",
             "--dropout",
+            "--lora.alpha",
+            "--lora.dropout",
+            "--lora.r",
+            "--lora.targets",
             "--max-len",
             "--model",
             "--no-overwrite",
