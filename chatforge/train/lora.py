@@ -34,7 +34,15 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 _PREFIX = "base_model.model."  # what peft's PeftModel puts before the base model's module names
 
 
+def _require_peft() -> None:
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise UserError("LoRA needs peft, in the `lora` extra: pip install 'chatforge[lora]'") from None
+
+
 def _peft_config(cfg: LoRAConfig, base: str = "") -> Any:
+    _require_peft()
     from peft import LoraConfig
 
     return LoraConfig(
@@ -86,6 +94,7 @@ def merged(model: GPT) -> GPT:
 
 def load_adapter(model: GPT, adapter_dir: Path) -> GPT:
     """`model` with the adapter of `adapter_dir` inserted and loaded (not merged)."""
+    _require_peft()
     from peft import set_peft_model_state_dict
 
     cfg_path, weights_path = adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS
