@@ -92,6 +92,17 @@ def _powers(n: int) -> np.ndarray:
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) to combine word hashes
 
 
+def affine32_permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of `num_perm` permutations h -> a*h + b mod 2^32, a odd: the values
+    `datasketch.MinHash(num_perm, seed, scheme="affine32").permutations` holds (tested),
+    drawn here so that cleaning does not import datasketch (and scipy with it: ~1 s per
+    process)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 class Signer:
     """MinHash signatures of word n-gram sets for a batch of texts, vectorized with numpy.
 
@@ -103,13 +114,11 @@ class Signer:
     """
 
     def __init__(self, num_perm: int, ngram: int) -> None:
-        from datasketch import MinHash
-
         self.num_perm = num_perm
         self.ngram = ngram
-        a, b = MinHash(num_perm=num_perm, seed=1, scheme="affine32").permutations
-        self.a = np.asarray(a, dtype=np.uint32)[:, None]  # (num_perm, 1)
-        self.b = np.asarray(b, dtype=np.uint32)[:, None]
+        a, b = affine32_permutations(num_perm)
+        self.a = a[:, None]  # (num_perm, 1)
+        self.b = b[:, None]
 
     def word_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """A 64-bit hash of every word (split on ASCII whitespace) of every text, and the word count per text.

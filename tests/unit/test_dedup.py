@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from chatforge.data.dedup import DedupConfig, DedupIndex, Signer, lsh_params
+from chatforge.data.dedup import DedupConfig, DedupIndex, Signer, affine32_permutations, lsh_params
 
 WORDS = ["order", "refund", "return", "shipping", "package", "tracking", "delivered", "address", "card", "payment", "discount", "warranty", "please", "thanks", "hello", "help", "week", "days", "store", "item", "size", "color", "exchange", "cancel", "status", "account", "password", "blue", "green", "small", "large", "quick", "slow", "today", "tomorrow", "yesterday", "morning", "evening", "store", "online"]
 
@@ -37,6 +37,14 @@ def test_signatures_equal_datasketch_minhash():
         ref.update_batch([int(h) for h in hashes])
         assert np.array_equal(ref.hashvalues.astype(np.uint32), sig)
         assert counts[0] == (0 if not text.split() else max(1, len(text.split()) - 2))
+
+
+@pytest.mark.parametrize("num_perm", [16, 128, 1024])
+def test_permutations_equal_datasketch(num_perm):
+    a, b = affine32_permutations(num_perm)
+    ref_a, ref_b = MinHash(num_perm=num_perm, seed=1, scheme="affine32").permutations
+    assert a.dtype == b.dtype == np.uint32
+    assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
 
 
 def test_signature_estimates_jaccard():
