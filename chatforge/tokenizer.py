@@ -34,14 +34,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import tiktoken
-import tokenizers
-from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 
 from chatforge import __version__
 from chatforge.atomic import atomic_write_json, atomic_write_text, staged_dir
@@ -49,6 +46,9 @@ from chatforge.config import opt, to_dict
 from chatforge.data.dataset import Dataset, open_dataset
 from chatforge.errors import ConfigError, UserError
 from chatforge.ui import QUIET, UI
+
+if TYPE_CHECKING:
+    import tokenizers
 
 # --------------------------------------------------------------------------------------
 # The chat format
@@ -217,6 +217,8 @@ class Tokenizer:
         if len(ranks) + len(SPECIAL_TOKENS) != hf.get_vocab_size(with_added_tokens=True):
             raise UserError(f"{where}: vocab ids are not contiguous")
         _check_merge_order(spec["model"], where)
+        import tiktoken  # here, not at the top: commands that never tokenize start faster
+
         self.tiktoken = tiktoken.Encoding(
             name="chatforge",
             pat_str=pattern,
@@ -382,6 +384,8 @@ class Tokenizer:
         if not path.is_file():
             what = "no such directory" if not d.exists() else f"no {TOKENIZER_FILE}"
             raise UserError(f"{d}: not a tokenizer ({what}); train one with `chatforge tokenizer train`")
+        import tokenizers
+
         try:
             hf = tokenizers.Tokenizer.from_str(path.read_text(encoding="utf-8"))
         except Exception as e:  # tokenizers raises plain Exception on bad JSON
@@ -506,6 +510,9 @@ def train_tokenizer(
     """
     if vocab_size < len(SPECIAL_TOKENS) + 256:
         raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 256} (special tokens + 256 bytes), got {vocab_size}")
+    import tokenizers
+    from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+
     hf = tokenizers.Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.Sequence(
         [
