@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import difflib
+import gc
 import hashlib
 import heapq
 import json
+import multiprocessing
 import os
 import time
 from collections import deque
@@ -181,6 +183,13 @@ def _init_worker(cfg: CleanConfig, kind: str) -> None:
     _WORKER["mask"] = report_masker(cfg)
     _WORKER["dedup"] = dedup_enabled(cfg)
     _WORKER["signer"] = Signer(cfg.dedup.num_perm, cfg.dedup.ngram) if cfg.dedup.near else None
+    # What exists now (modules, compiled patterns, word lists, the language model) lives
+    # as long as the worker: moved out of the collector's sight, so its full collections,
+    # which a batch's thousands of new dicts trigger, no longer walk all of it.
+    # (Only in worker processes: a caller's own process keeps its usual collector.)
+    if multiprocessing.parent_process() is not None:
+        gc.collect()
+        gc.freeze()
 
 
 def _process_batch(batch: pa.RecordBatch) -> BatchResult:
