@@ -35,6 +35,7 @@ import difflib
 import gc
 import hashlib
 import heapq
+import itertools
 import json
 import multiprocessing
 import os
@@ -131,27 +132,41 @@ def clean_rows(
     steps: list[tuple[str, Step]],
     *,
     keep_example: Callable[[str, bool, str | None], bool] | None = None,
+    chunk: int = 1000,
 ) -> Iterator[RowResult]:
     """Run the per-row chain over rows: the function any engine can map over a data set.
 
+    Rows are taken `chunk` at a time and each step runs over the chunk's remaining rows
+    before the next step starts; a step with a `batch(rows, kind)` method (the same
+    outcomes as calling it on each row, in one call) gets them in one call. Results come
+    in input order and equal running the chain row by row.
+
     `keep_example(step, changed, reason)` says whether to record the row's texts before
-    and after a step that changed or dropped it (for the report).
+    and after a step that changed or dropped it (for the report); it is asked in row
+    order for each step.
     """
-    for row in rows:
-        record: list[tuple[str, bool, str | None, dict[str, int]]] = []
-        examples: dict[str, tuple[list[str], list[str] | None]] = {}
-        current: Row | None = row
+    it = iter(rows)
+    while part := list(itertools.islice(it, max(1, chunk))):
+        current: list[Row | None] = list(part)
+        records: list[list[tuple[str, bool, str | None, dict[str, int]]]] = [[] for _ in part]
+        examples: list[dict[str, tuple[list[str], list[str] | None]]] = [{} for _ in part]
+        live = list(range(len(part)))
         for name, step in steps:
-            assert current is not None
-            out = step(current, kind)
-            record.append((name, out.changed, out.reason, out.counts))
-            if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
-                after = row_texts(out.row, kind) if out.row is not None else None
-                examples[name] = (row_texts(current, kind), after)
-            current = out.row
-            if current is None:
+            if not live:
                 break
-        yield RowResult(str(row["id"]), current, record, examples)
+            todo = [current[i] for i in live]
+            batch_fn = getattr(step, "batch", None)
+            outs = batch_fn(todo, kind) if batch_fn is not None else [step(r, kind) for r in todo]
+            for i, before, out in zip(live, todo, outs, strict=True):
+                records[i].append((name, out.changed, out.reason, out.counts))
+                if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
+                    assert before is not None
+                    after = row_texts(out.row, kind) if out.row is not None else None
+                    examples[i][name] = (row_texts(before, kind), after)
+                current[i] = out.row
+            live = [i for i in live if current[i] is not None]
+        for row, final, record, ex in zip(part, current, records, examples, strict=True):
+            yield RowResult(str(row["id"]), final, record, ex)
 
 
 # -- worker processes ------------------------------------------------------------------
@@ -197,14 +212,18 @@ def _process_batch(batch: pa.RecordBatch) -> BatchResult:
     kind, quota, steps = _WORKER["kind"], _WORKER["examples"], _WORKER["steps"]
     stats = {name: StepStats(name) for name, _ in steps}
 
+    promised: dict[tuple[str, str | None], int] = {}
+
     def keep_example(step: str, changed: bool, reason: str | None) -> bool:
-        # Texts are kept only while the step still wants examples of this outcome; the
-        # main process keeps the first ones over the batches in order, so the report does
-        # not depend on scheduling.
-        st = stats[step]
-        if reason is not None:
-            return len(st.dropped_examples.get(reason, ())) < quota
-        return len(st.changed_examples) < quota
+        # Texts are kept for the first `quota` rows of each step and outcome (every one
+        # asked for becomes an example when the row is accounted); the main process keeps
+        # the first ones over the batches in order, so the report does not depend on
+        # scheduling.
+        n = promised.get((step, reason), 0)
+        if n >= quota:
+            return False
+        promised[(step, reason)] = n + 1
+        return True
 
     drops: list[tuple[int, str]] = []
     survivors: list[Row] = []

@@ -170,3 +170,37 @@ def test_hash_mode_salt_is_never_recorded(world, tmp_path):
     for name in ("manifest.json", "clean_report.json", "clean_report.md"):
         assert "S3cretPepper" not in (tmp_path / "h" / name).read_text()
     assert m["created_by"]["config"]["pii"]["salt"] == "<redacted>"
+
+
+def test_step_major_chunks_equal_row_by_row_and_use_batch_methods(world):
+    """`clean_rows` runs each step over a chunk (one `batch` call where a step has one);
+    every row's outcome, record and examples equal running the chain one row at a time."""
+    root, _ = world
+    cfg = load_config(clean.CleanConfig, overrides={"dataset": str(root / "conversations"), "out": "unused"})
+    rows = list(open_dataset(root / "conversations"))[:400]
+    steps = clean.build_steps(cfg)
+    calls: list[int] = []
+    for _, step in steps:
+        if hasattr(step, "batch"):
+            original = step.batch
+
+            def counting(rs, kind, original=original):
+                calls.append(len(rs))
+                return original(rs, kind)
+
+            step.batch = counting
+    asked: list[list[tuple[str, bool, str | None]]] = [[], []]
+
+    def keeper(log):
+        def keep(step, changed, reason):
+            log.append((step, changed, reason))
+            return step != "quality"  # any rule that does not depend on the order of asking
+        return keep
+
+    one = list(clean.clean_rows(rows, "conversations", steps, keep_example=keeper(asked[0]), chunk=1))
+    n_single = len(calls)
+    many = list(clean.clean_rows(rows, "conversations", steps, keep_example=keeper(asked[1]), chunk=128))
+    assert one == many
+    assert sorted(asked[0]) == sorted(asked[1])  # the same questions, asked step by step
+    assert n_single == len(rows) and calls[n_single:] and max(calls[n_single:]) == 128  # the batch method saw whole chunks
+    assert any(r.row is None for r in many) and any(r.examples for r in many)
