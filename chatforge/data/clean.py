@@ -154,13 +154,12 @@ def clean_rows(
         for name, step in steps:
             if not live:
                 break
-            todo = [current[i] for i in live]
+            todo: list[Row] = [r for i in live if (r := current[i]) is not None]  # live rows are never None
             batch_fn = getattr(step, "batch", None)
             outs = batch_fn(todo, kind) if batch_fn is not None else [step(r, kind) for r in todo]
             for i, before, out in zip(live, todo, outs, strict=True):
                 records[i].append((name, out.changed, out.reason, out.counts))
                 if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
-                    assert before is not None
                     after = row_texts(out.row, kind) if out.row is not None else None
                     examples[i][name] = (row_texts(before, kind), after)
                 current[i] = out.row
