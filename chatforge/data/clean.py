@@ -136,33 +136,56 @@ def clean_rows(
 ) -> Iterator[RowResult]:
     """Run the per-row chain over rows: the function any engine can map over a data set.
 
-    Rows are taken `chunk` at a time and each step runs over the chunk's remaining rows
-    before the next step starts; a step with a `batch(rows, kind)` method (the same
-    outcomes as calling it on each row, in one call) gets them in one call. Results come
-    in input order and equal running the chain row by row.
+    Rows are taken `chunk` at a time; a step with a `batch(rows, kind)` method (the same
+    outcomes as calling it on each row, in one call) gets the chunk's remaining rows in
+    one call, other steps are called row by row. Results come in input order and equal
+    running the chain row by row.
 
     `keep_example(step, changed, reason)` says whether to record the row's texts before
     and after a step that changed or dropped it (for the report); it is asked in row
     order for each step.
     """
+    # Steps with a batch method run over the chunk's live rows in one call; a run of
+    # consecutive plain steps takes each row through all of them before the next row
+    # (the filters share a row's lowercased view when they see it one after the other).
+    groups: list[list[tuple[str, Step]]] = []
+    for name, step in steps:
+        batched = getattr(step, "batch", None) is not None
+        if groups and not batched and getattr(groups[-1][0][1], "batch", None) is None:
+            groups[-1].append((name, step))
+        else:
+            groups.append([(name, step)])
     it = iter(rows)
     while part := list(itertools.islice(it, max(1, chunk))):
         current: list[Row | None] = list(part)
         records: list[list[tuple[str, bool, str | None, dict[str, int]]]] = [[] for _ in part]
         examples: list[dict[str, tuple[list[str], list[str] | None]]] = [{} for _ in part]
         live = list(range(len(part)))
-        for name, step in steps:
+
+        def take(i: int, name: str, before: Row, out: Outcome) -> None:
+            records[i].append((name, out.changed, out.reason, out.counts))
+            if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
+                kept = out.row
+                examples[i][name] = (row_texts(before, kind), row_texts(kept, kind) if kept is not None else None)
+            current[i] = out.row
+
+        for group in groups:
             if not live:
                 break
             todo: list[Row] = [r for i in live if (r := current[i]) is not None]  # live rows are never None
-            batch_fn = getattr(step, "batch", None)
-            outs = batch_fn(todo, kind) if batch_fn is not None else [step(r, kind) for r in todo]
-            for i, before, out in zip(live, todo, outs, strict=True):
-                records[i].append((name, out.changed, out.reason, out.counts))
-                if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
-                    after = row_texts(out.row, kind) if out.row is not None else None
-                    examples[i][name] = (row_texts(before, kind), after)
-                current[i] = out.row
+            batch_fn = getattr(group[0][1], "batch", None)
+            if batch_fn is not None:
+                name = group[0][0]
+                for i, before, out in zip(live, todo, batch_fn(todo, kind), strict=True):
+                    take(i, name, before, out)
+            else:
+                for i, row in zip(live, todo, strict=True):
+                    for name, step in group:
+                        out = step(row, kind)
+                        take(i, name, row, out)
+                        if out.row is None:
+                            break
+                        row = out.row
             live = [i for i in live if current[i] is not None]
         for row, final, record, ex in zip(part, current, records, examples, strict=True):
             yield RowResult(str(row["id"]), final, record, ex)
