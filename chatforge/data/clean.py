@@ -157,38 +157,48 @@ def clean_rows(
             groups.append([(name, step)])
     it = iter(rows)
     while part := list(itertools.islice(it, max(1, chunk))):
-        current: list[Row | None] = list(part)
-        records: list[list[tuple[str, bool, str | None, dict[str, int]]]] = [[] for _ in part]
-        examples: list[dict[str, tuple[list[str], list[str] | None]]] = [{} for _ in part]
+        state = _Chunk(part, kind, keep_example)
         live = list(range(len(part)))
-
-        def take(i: int, name: str, before: Row, out: Outcome) -> None:
-            records[i].append((name, out.changed, out.reason, out.counts))
-            if keep_example is not None and (out.changed or out.row is None) and keep_example(name, out.changed, out.reason):
-                kept = out.row
-                examples[i][name] = (row_texts(before, kind), row_texts(kept, kind) if kept is not None else None)
-            current[i] = out.row
-
         for group in groups:
             if not live:
                 break
-            todo: list[Row] = [r for i in live if (r := current[i]) is not None]  # live rows are never None
+            todo: list[Row] = [r for i in live if (r := state.current[i]) is not None]  # live rows are never None
             batch_fn = getattr(group[0][1], "batch", None)
             if batch_fn is not None:
                 name = group[0][0]
                 for i, before, out in zip(live, todo, batch_fn(todo, kind), strict=True):
-                    take(i, name, before, out)
+                    state.take(i, name, before, out)
             else:
                 for i, row in zip(live, todo, strict=True):
                     for name, step in group:
                         out = step(row, kind)
-                        take(i, name, row, out)
+                        state.take(i, name, row, out)
                         if out.row is None:
                             break
                         row = out.row
-            live = [i for i in live if current[i] is not None]
-        for row, final, record, ex in zip(part, current, records, examples, strict=True):
+            live = [i for i in live if state.current[i] is not None]
+        for row, final, record, ex in zip(part, state.current, state.records, state.examples, strict=True):
             yield RowResult(str(row["id"]), final, record, ex)
+
+
+class _Chunk:
+    """The rows of one chunk as the chain moves them along: each row's latest version (None
+    once dropped), its step records and its report examples."""
+
+    def __init__(self, part: list[Row], kind: str, keep_example: Callable[[str, bool, str | None], bool] | None) -> None:
+        self.kind, self.keep_example = kind, keep_example
+        self.current: list[Row | None] = list(part)
+        self.records: list[list[tuple[str, bool, str | None, dict[str, int]]]] = [[] for _ in part]
+        self.examples: list[dict[str, tuple[list[str], list[str] | None]]] = [{} for _ in part]
+
+    def take(self, i: int, name: str, before: Row, out: Outcome) -> None:
+        """Record step `name`'s outcome on row i (which read `before`)."""
+        self.records[i].append((name, out.changed, out.reason, out.counts))
+        keep = self.keep_example
+        if keep is not None and (out.changed or out.row is None) and keep(name, out.changed, out.reason):
+            kept = out.row
+            self.examples[i][name] = (row_texts(before, self.kind), row_texts(kept, self.kind) if kept is not None else None)
+        self.current[i] = out.row
 
 
 # -- worker processes ------------------------------------------------------------------
