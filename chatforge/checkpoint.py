@@ -122,6 +122,18 @@ def _special_ids(tokenizer_dir: str | Path | None) -> dict[str, Any]:
     return out
 
 
+def model_dir_hash(path: str | Path) -> str:
+    """"sha256:..." over a model dir's files (names and contents, in name order, subdirectories
+    included): the same weights, config and tokenizer give the same hash, so results and
+    registry entries name exactly the model they came from."""
+    directory = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(f.relative_to(directory).as_posix().encode("utf-8") + b"\x00")
+        h.update(bytes.fromhex(_sha256(f)))
+    return "sha256:" + h.hexdigest()
+
+
 def is_model_dir(path: Path) -> bool:
     """Whether `path` looks like a model dir (so `--overwrite` may replace it)."""
     return (Path(path) / "config.json").is_file() and (

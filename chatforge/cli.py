@@ -158,6 +158,40 @@ def _chat() -> tuple[type, Callable[[Any, UI], Any]]:
     return chat.ChatConfig, chat.main
 
 
+def _eval() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.eval import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.eval import runner
+
+        return runner.main(cfg, ui)
+
+    return config.EvalConfig, run
+
+
+def _human_export() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.eval import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.eval import human
+
+        return human.export_main(cfg, ui)
+
+    return config.HumanExportConfig, run
+
+
+def _human_import() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.eval import config, human
+
+    return config.HumanImportConfig, human.import_main
+
+
+def _report() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.eval import report
+
+    return report.ReportConfig, report.main
+
+
 def _quickstart() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import quickstart
 
@@ -180,6 +214,10 @@ COMMANDS = [
     Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", _sft),
     Command("dpo", "prefer chosen over rejected answers (Direct Preference Optimization, frozen reference)", _dpo),
     Command("merge-lora", "fold a LoRA adapter into its base model (a plain model dir)", _merge_lora),
+    Command("eval", "measure a model: perplexity, BLEU/ROUGE/F1, task success, safety and bias probes", _eval),
+    Command("eval human-export", "a blind sheet of one or two models' answers for people to rate", _human_export),
+    Command("eval human-import", "read the filled-in ratings back (mean, confidence interval, win rate)", _human_import),
+    Command("report", "an HTML + Markdown report card of run dirs: curves, lineage, eval results", _report),
     Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", _chat),
     Command("quickstart", "run the whole lifecycle on the built-in data", _quickstart),
 ]
@@ -198,6 +236,9 @@ the lifecycle, in order:
   sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
   dpo                         learn from preference pairs (chosen vs rejected answers)
   merge-lora                  fold a LoRA adapter (sft/dpo --lora.r N) into its base model
+  eval                        perplexity, BLEU/ROUGE/F1, task success, safety and bias probes
+  eval human-export            blind rating sheets for people (human-import reads them back)
+  report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
   quickstart                  all of the above on the built-in data, in one command
 
@@ -247,6 +288,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     )
     parser.add_argument("--version", action="version", version=f"chatforge {__version__}")
     top = parser.add_subparsers(title="commands", metavar="COMMAND", dest="_top")
+    parsers: dict[str, argparse.ArgumentParser] = {}  # one-word commands and groups, by word
     groups: dict[str, argparse._SubParsersAction] = {}
     bools: dict[str, list[str]] = {}
     for cmd in COMMANDS:
@@ -254,15 +296,20 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         sub = top
         if len(words) == 2:
             if words[0] not in groups:
-                g = top.add_parser(words[0], help=f"{words[0]} commands", formatter_class=_formatter)
-                groups[words[0]] = g.add_subparsers(title="commands", metavar="COMMAND", dest="_sub")
-                groups[words[0]].required = True
+                # A group's parser; when the first word is a command itself ("eval"), its
+                # parser, whose subcommands are then optional ("eval human-export").
+                parent = parsers.get(words[0])
+                if parent is None:
+                    parent = parsers[words[0]] = top.add_parser(words[0], help=f"{words[0]} commands", formatter_class=_formatter)
+                groups[words[0]] = parent.add_subparsers(title="commands", metavar="COMMAND", dest="_sub")
+                groups[words[0]].required = words[0] not in {c.name for c in COMMANDS}
             sub = groups[words[0]]
         if only is not None and cmd.name != only:
-            sub.add_parser(words[-1], help=cmd.help, formatter_class=_formatter)
+            parsers[cmd.name] = sub.add_parser(words[-1], help=cmd.help, formatter_class=_formatter)
             continue
         config, run = cmd.load()
         p = sub.add_parser(words[-1], help=cmd.help, description=(config.__doc__ or cmd.help), formatter_class=_formatter)
+        parsers[cmd.name] = p
         p.add_argument("--config", metavar="FILE.yaml", help="read settings from a YAML file (flags override it)")
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
         bools[cmd.name] = add_config_arguments(p, config)

@@ -4,7 +4,8 @@ Each test conversation carries, in its `meta`, the facts a correct reply states
 (`required_facts`, e.g. "30 days") and facts of other topics that a correct reply never
 states (`forbidden_facts`: a confident answer about the wrong topic is a failure even if
 it happens to hold an expected number). A reply succeeds when it states every required
-fact and no forbidden one (case-insensitive substrings); an out-of-scope request
+fact and no forbidden one (case-insensitive substrings, with numbers spelled out in words
+read as digits: "thirty days" states "30 days"); an out-of-scope request
 succeeds when the reply declines it politely. The model answers greedily, so the score is
 deterministic.
 """
@@ -29,11 +30,29 @@ def is_decline(reply: str) -> bool:
     return DECLINE.search(reply) is not None
 
 
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_NUMBER_WORDS = re.compile(
+    r"\b(?:(" + "|".join(_TENS) + r")(?:[- ](" + "|".join(_UNITS[1:10]) + r"))?|(" + "|".join(_UNITS) + r"))\b"
+)
+
+
+def _number(m: re.Match[str]) -> str:
+    if m.group(3):
+        return str(_UNITS.index(m.group(3)))
+    return str(_TENS[m.group(1)] + (_UNITS.index(m.group(2)) if m.group(2) else 0))
+
+
+def digits(text: str) -> str:
+    """Lowercased `text` with the numbers zero to ninety-nine written in words turned into digits."""
+    return _NUMBER_WORDS.sub(_number, text.lower())
+
+
 def score_reply(reply: str, meta: dict[str, Any]) -> dict[str, Any]:
     """Whether `reply` answers a test conversation correctly, and why not."""
-    low = reply.lower()
-    missing = [f for f in meta.get("required_facts", []) if f.lower() not in low]
-    wrong = [f for f in meta.get("forbidden_facts", []) if f.lower() in low]
+    low = digits(reply)
+    missing = [f for f in meta.get("required_facts", []) if digits(f) not in low]
+    wrong = [f for f in meta.get("forbidden_facts", []) if digits(f) in low]
     declined = is_decline(reply)
     if meta.get("intent") in DECLINE_INTENTS:
         ok = declined and not wrong
