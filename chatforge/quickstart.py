@@ -9,8 +9,9 @@ training split (`data stats`), train a tokenizer on the clean knowledge base and
 training conversations (`tokenizer train`), pretrain a tiny GPT on them (`pretrain`,
 the same model and schedule as configs/pretrain-cpu-tiny.yaml), fine-tune it on the
 training conversations (`sft`), teach it to prefer the good answers of the clean
-preference pairs over the flawed ones (`dpo`), and show it answering a conversation of
-the test split it never saw. Each stage that lands adds its step here, so this command always runs
+preference pairs over the flawed ones (`dpo`), show it answering a conversation of
+the test split it never saw, measure it on the test split (`eval`) and write a report
+card of the runs (`report`). Each stage that lands adds its step here, so this command always runs
 everything chatforge can do, offline, on a laptop CPU.
 """
 
@@ -29,6 +30,7 @@ from chatforge import tokenizer
 from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
+from chatforge.eval.config import EvalBudget
 from chatforge.model_config import ModelConfig
 from chatforge.train.config import DPOConfig, OptimConfig, PretrainConfig, SFTConfig, TrainConfig
 from chatforge.ui import QUIET, UI
@@ -81,6 +83,7 @@ class QuickstartConfig:
     train: TrainConfig = opt(default_factory=tiny_train)
     sft: TrainConfig = opt(default_factory=tiny_sft)
     dpo: TrainConfig = opt(default_factory=tiny_dpo)
+    eval: EvalBudget = opt(default_factory=EvalBudget)
 
 
 def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
@@ -186,6 +189,22 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
     def do_sample() -> Any:
         return show_sample(dpo_dir / "model", open_dataset(world_dir / "test"), cfg.seed, ui)
 
+    def do_eval() -> Any:
+        from chatforge.eval import runner  # needs torch: imported when it runs
+        from chatforge.eval.config import EvalConfig
+
+        ec = EvalConfig(model=str(dpo_dir / "model"), data=str(world_dir / "test"), out=str(dpo_dir / "eval.json"), seed=cfg.seed, **vars(cfg.eval))
+        out = runner.main(ec, ui)
+        written.append(("eval results (metrics, probes, hashes)", str(dpo_dir / "eval.json")))
+        return out
+
+    def do_report() -> Any:
+        from chatforge.eval import report
+
+        out = report.main(report.ReportConfig(runs=[str(pretrain_dir), str(sft_dir), str(dpo_dir)], out=str(work / "report.html")), ui)
+        written.append(("report card (open in a browser; report.md beside it)", str(out)))
+        return str(out)
+
     steps: list[tuple[str, str, Callable[[], Any]]] = [
         ("synth", "generate the built-in support world", do_synth),
         ("clean", "remove PII, noise and duplicates from the raw data", do_clean),
@@ -196,6 +215,8 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ("sft", "fine-tune it on the training conversations (loss on the assistant's turns)", do_sft),
         ("dpo", "prefer the good answers of the preference pairs over the flawed ones", do_dpo),
         ("sample", "the model answers a test conversation it never saw", do_sample),
+        ("eval", "measure it on the test split: BLEU/ROUGE/F1, task success, safety and bias probes", do_eval),
+        ("report", "a report card of the runs: curves, lineage, eval results", do_report),
     ]
     t0 = time.time()
     for i, (name, what, fn) in enumerate(steps, 1):

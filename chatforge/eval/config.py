@@ -58,3 +58,12 @@ class HumanImportConfig:
     ratings: str = opt("", "the rated CSV", required=True)
     key: str = opt("", "the key file written with it (OUT.key.json)", required=True)
     into: str = opt("", "eval results JSON to add the ratings to (default: RATINGS.results.json)")
+
+
+@dataclass
+class EvalBudget:
+    """How much of the evaluation a pipeline (quickstart, learn) spends: the knobs that set its time."""
+
+    limit: int = opt(0, "test conversations evaluated (0 = all)", ge=0)
+    max_tokens: int = opt(160, "longest reply generated", ge=1)
+    bias_questions: int = opt(8, "test questions re-asked by each group in the bias generation probes", ge=0)

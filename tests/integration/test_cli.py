@@ -230,6 +230,9 @@ SURFACE = {
             "--dpo.patience",
             "--dpo.save-every",
             "--dpo.steps",
+            "--eval.bias-questions",
+            "--eval.limit",
+            "--eval.max-tokens",
             "--model.attention",
             "--model.block-size",
             "--model.dropout",
@@ -609,6 +612,10 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "4",
         "--dpo.eval-every",
         "2",
+        "--eval.max-tokens",
+        "8",
+        "--eval.bias-questions",
+        "1",
     ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
@@ -627,6 +634,10 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     assert json.loads((sft / "model" / "chatforge.json").read_text())["base_model"] == "qs/runs/pretrain/model"
     dpo = json.loads((tmp_path / "qs" / "runs" / "dpo" / "summary.json").read_text())
     assert dpo["steps"] == 4 and dpo["after"]["pairs"] > 0
+    results = json.loads((tmp_path / "qs" / "runs" / "dpo" / "eval.json").read_text())
+    assert results["data"]["rows"] == 30 and {"perplexity", "generation", "task", "safety", "bias"} <= set(results)
+    page = (tmp_path / "qs" / "report.html").read_text()
+    assert ">Comparison<" in page and ">dpo (dpo)<" in page and "data:image/png;base64," in page
     if quiet:
         assert p.stdout == ""
     else:
@@ -635,6 +646,7 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         assert "qs/runs/pretrain/model" in p.stdout and "pretrain done" in p.stdout
         assert "sft done" in p.stdout and "dpo done" in p.stdout and "qs/runs/dpo/model" in p.stdout
         assert "model: " in p.stdout and "reference: " in p.stdout  # the sample conversation
+        assert "task success" in p.stdout and "qs/report.html" in p.stdout
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 
