@@ -13,17 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from lm_eval.api.instance import Instance
 
-pytest.importorskip("lm_eval", reason="the lmeval extra is part of the test install")
-
-from lm_eval.api.instance import Instance  # noqa: E402
-
-from chatforge.checkpoint import save_model_dir  # noqa: E402
-from chatforge.engine import Sampling  # noqa: E402
-from chatforge.eval.harness import ChatforgeLM  # noqa: E402
-from chatforge.eval.runner import sentence_logprob  # noqa: E402
-from chatforge.model import GPT, ModelConfig  # noqa: E402
-from chatforge.tokenizer import train_tokenizer  # noqa: E402
+from chatforge.checkpoint import save_model_dir
+from chatforge.engine import Sampling
+from chatforge.eval.harness import ChatforgeLM
+from chatforge.eval.runner import sentence_logprob
+from chatforge.model import GPT, ModelConfig
+from chatforge.tokenizer import train_tokenizer
 
 DOCS = [
     {"question": "The sky on a clear day is", "choices": ["blue", "green", "loud"], "answer": 0},
