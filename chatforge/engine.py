@@ -1,30 +1,47 @@
-"""Generation: token ids in, token ids out, with a preallocated KV cache.
+"""Generation: token ids in, token ids out, many sequences at once (continuous batching).
 
     engine = Engine(model, tokenizer)
     for piece in engine.chat(messages, Sampling(temperature=0.7, max_tokens=200, seed=1)):
         print(piece, end="", flush=True)
 
-One sequence at a time: the prompt is run once (prefill) filling the cache, then each
-new token costs one position (decode). Sampling: temperature (0 = greedy), top-k, top-p
-(nucleus), a seed for reproducible samples; generation stops at the end-of-turn token
-(or end of text), after `max_tokens`, or when the block size is full. `chat` streams
-text that never holds half of a multi-byte character (the tokenizer's StreamDecoder).
-A conversation longer than the model's context keeps its system messages and its
-latest turns, as SFT truncates training conversations.
+    seq = engine.submit(prompt_ids, Sampling(...), on_token=..., on_done=...)   # a server's worker
+    while engine.step(): ...                                                  # runs every sequence
 
-This is the engine `chatforge chat` uses; the server grows it (batching many requests).
+Every sequence owns a slot of a preallocated KV cache (`SlotKVCache`). A scheduling step
+admits waiting sequences into free slots (each prompt runs once, its prefill, filling its
+slot) and then runs one decode step for every active sequence together: one batched
+forward pass, one new token each. A sequence leaves the batch as soon as it ends, at its
+end-of-turn (or end-of-text) token, after `max_tokens`, when the context is full, or when
+it is cancelled (a client that went away), and a waiting one takes its slot at the next
+step. So many concurrent users share one model, and each step costs about as much as one
+user's, since a step's time on a small batch is mostly fixed overhead.
+
+Sampling, per sequence: temperature (0 = greedy), top-k, top-p (nucleus), a repetition
+penalty (CTRL's: the logits of tokens already in the prompt or reply are divided by it
+when positive, multiplied when negative), a seed (each sequence has its own generator, so
+a seeded reply is the same whatever else is in the batch), and optionally the log
+probability of each chosen token with the most likely alternatives. Stop sequences are
+text, so they are the caller's: it cancels a sequence when its decoded text holds one
+(`chat` and the server do). Text streams never hold half of a multi-byte character (the
+tokenizer's StreamDecoder). A conversation longer than the model's context keeps its
+system messages and its latest turns, as SFT truncates training conversations.
+
+The engine is not thread-safe except for `submit` and `cancel`: one thread runs `step`
+(the server's worker, or the caller of `generate` / `generate_many`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from chatforge.model import GPT, KVCache
+from chatforge.model import GPT, SlotKVCache
 from chatforge.tokenizer import Tokenizer, fit_turns
 
 
@@ -37,10 +54,12 @@ class Sampling:
     top_p: float = 1.0  # keep the smallest set of tokens holding this much probability
     max_tokens: int = 256
     seed: int | None = None  # same seed, same prompt, same model: same reply
+    repetition_penalty: float = 1.0  # > 1 makes tokens already seen less likely (1 = off)
+    logprobs: int | None = None  # report each token's log probability and this many top alternatives (None = off)
 
 
 def sample_next(logits: torch.Tensor, s: Sampling, gen: torch.Generator | None) -> int:
-    """A token id from one position's logits (vocab,) under `s`."""
+    """A token id from one position's logits (vocab,) under `s` (after any repetition penalty)."""
     if s.temperature <= 0:
         return int(logits.argmax())
     logits = logits.float() / s.temperature
@@ -55,6 +74,50 @@ def sample_next(logits: torch.Tensor, s: Sampling, gen: torch.Generator | None) 
         sorted_p[drop] = 0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al. 2019) on the ids in `seen`."""
+    if penalty == 1.0 or not len(seen):
+        return logits
+    logits = logits.clone()
+    picked = logits[seen]
+    logits[seen] = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return logits
+
+
+@dataclass
+class Token:
+    """One generated token: its id, and (when asked for) its log probability and the top alternatives."""
+
+    id: int
+    logprob: float | None = None
+    top: list[tuple[int, float]] | None = None
+
+
+@dataclass
+class Seq:
+    """A sequence being generated: its prompt, sampling, what came out, and why it ended."""
+
+    prompt: list[int]
+    sampling: Sampling
+    budget: int  # tokens it may generate
+    on_token: Callable[[Seq, Token], None] | None = None
+    on_done: Callable[[Seq], None] | None = None
+    tokens: list[Token] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop" (end-of-turn token), "length", "cancelled"
+    cancelled: bool = False
+    slot: int = -1
+    generator: torch.Generator | None = None
+    seen: torch.Tensor | None = None  # ids for the repetition penalty (prompt + reply)
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
 
 
 # Below this many parameters a decode step is a few dozen tiny kernels: a second CPU
@@ -79,39 +142,176 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 
 
 class Engine:
-    """Generates from a model and its tokenizer (one sequence at a time)."""
+    """Generates from a model and its tokenizer, up to `max_batch` sequences at once."""
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer, *, threads: int | None = None) -> None:
+    def __init__(self, model: GPT, tokenizer: Tokenizer, *, max_batch: int = 16, threads: int | None = None) -> None:
         self.model = model.eval()
         self.tok = tokenizer
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.stop_ids = {tokenizer.end_id, tokenizer.eos_id}
+        self.max_batch = max_batch
         # CPU threads while generating: one for small models (see SMALL_MODEL), else torch's choice
         small = self.device.type == "cpu" and model.num_params() < SMALL_MODEL
         self.threads = threads if threads is not None else (1 if small else None)
+        self._cache: SlotKVCache | None = None
+        self._active: list[Seq] = []  # in slot order: _active[i].slot == i
+        self._waiting: deque[Seq] = deque()
+        self._lock = threading.Lock()
 
-    def generate(self, prompt: Sequence[int], s: Sampling) -> Iterator[int]:
-        """Sampled token ids after `prompt`, up to (not including) a stop token."""
-        with cpu_threads(self.threads):
-            yield from self._generate(prompt, s)
-
-    @torch.inference_mode()
-    def _generate(self, prompt: Sequence[int], s: Sampling) -> Iterator[int]:
+    # -- the queue (thread-safe) -------------------------------------------------------------
+    def submit(
+        self,
+        prompt: Sequence[int],
+        s: Sampling,
+        *,
+        on_token: Callable[[Seq, Token], None] | None = None,
+        on_done: Callable[[Seq], None] | None = None,
+    ) -> Seq:
+        """Queue a sequence; `step` admits it when a slot is free. Callbacks run in the stepping thread."""
         block = self.model.cfg.block_size
         if not 0 < len(prompt) < block:
             raise ValueError(f"prompt of {len(prompt)} tokens: must be 1 to {block - 1} (the model's block size is {block})")
-        budget = min(s.max_tokens, block - len(prompt))
-        cache = KVCache(self.model.cfg, 1, len(prompt) + budget, self.dtype, self.device)
-        gen = torch.Generator(device=self.device).manual_seed(s.seed) if s.seed is not None else None
-        logits = self.model(torch.tensor([list(prompt)], device=self.device), cache=cache)[0, -1]
-        for i in range(budget):
-            nxt = sample_next(logits, s, gen)
-            if nxt in self.stop_ids:
-                return
-            yield nxt
-            if i + 1 < budget:
-                logits = self.model(torch.tensor([[nxt]], device=self.device), cache=cache)[0, -1]
+        seq = Seq(list(prompt), s, min(s.max_tokens, block - len(prompt)), on_token, on_done)
+        if s.seed is not None:
+            seq.generator = torch.Generator(device=self.device).manual_seed(s.seed)
+        if s.repetition_penalty != 1.0:
+            seq.seen = torch.tensor(sorted(set(prompt)), dtype=torch.long, device=self.device)
+        with self._lock:
+            self._waiting.append(seq)
+        return seq
+
+    def cancel(self, seq: Seq) -> None:
+        """Stop a sequence at the next step (its slot is freed for another)."""
+        seq.cancelled = True
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    # -- scheduling ------------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Admit waiting sequences into free slots, then one decode step for the others; False if idle."""
+        with cpu_threads(self.threads), torch.inference_mode():
+            self._drop_cancelled()
+            running = len(self._active)  # slots 0 .. running-1; newcomers take the next ones
+            self._admit()  # each newcomer's prefill gives its first token
+            if running:
+                self._decode(running)
+            self._compact()
+            return bool(self._active or self._waiting)
+
+    def _slots(self) -> SlotKVCache:
+        if self._cache is None:
+            cfg = self.model.cfg
+            self._cache = SlotKVCache(cfg, self.max_batch, cfg.block_size, self.dtype, self.device)
+        return self._cache
+
+    def _admit(self) -> None:
+        cache = self._slots()
+        while len(self._active) < self.max_batch:
+            with self._lock:
+                if not self._waiting:
+                    break
+                seq = self._waiting.popleft()
+            if seq.cancelled:
+                self._finish(seq, "cancelled")
+                continue
+            seq.slot = len(self._active)
+            cache.reset(seq.slot)
+            cache.select(seq.slot, seq.slot + 1)
+            logits = self.model(torch.tensor([seq.prompt], device=self.device), cache=cache)[0, -1]
+            self._active.append(seq)
+            self._emit(seq, logits)
+
+    def _decode(self, n: int) -> None:
+        """One new token for each of the first `n` active sequences, in one forward pass."""
+        rows = self._active[:n]
+        cache = self._slots()
+        cache.select(0, n)
+        last = torch.tensor([[seq.tokens[-1].id] for seq in rows], device=self.device)
+        logits = self.model(last, cache=cache)[:, -1]  # (n, vocab)
+        for i, seq in enumerate(rows):
+            if not seq.done:
+                self._emit(seq, logits[i])
+
+    def _emit(self, seq: Seq, logits: torch.Tensor) -> None:
+        """Pick the next token of `seq` from its logits and hand it out (or end the sequence)."""
+        s = seq.sampling
+        if seq.seen is not None:
+            logits = penalize(logits, seq.seen, s.repetition_penalty)
+        token = sample_next(logits, s, seq.generator)
+        if token in self.stop_ids:
+            self._finish(seq, "stop")
+            return
+        out = Token(token)
+        if s.logprobs is not None:
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            out.logprob = float(logp[token])
+            if s.logprobs > 0:
+                values, ids = logp.topk(min(s.logprobs, logp.numel()))
+                out.top = list(zip(ids.tolist(), values.tolist(), strict=True))
+        seq.tokens.append(out)
+        if seq.seen is not None and token not in set(seq.seen.tolist()):
+            seq.seen = torch.cat([seq.seen, torch.tensor([token], device=self.device)])
+        if seq.on_token is not None:
+            seq.on_token(seq, out)
+        if len(seq.tokens) >= seq.budget:
+            self._finish(seq, "length")
+
+    def _finish(self, seq: Seq, reason: str) -> None:
+        if seq.finish_reason is None:
+            seq.finish_reason = reason
+            if seq.on_done is not None:
+                seq.on_done(seq)
+
+    def _drop_cancelled(self) -> None:
+        for seq in self._active:
+            if seq.cancelled:
+                self._finish(seq, "cancelled")
+        self._compact()
+
+    def _compact(self) -> None:
+        """Remove ended sequences; the ones after them move down into the freed slots."""
+        if all(not seq.done for seq in self._active):
+            return
+        cache = self._slots()
+        kept = [seq for seq in self._active if not seq.done]
+        for new_slot, seq in enumerate(kept):
+            if seq.slot != new_slot:
+                cache.move(seq.slot, new_slot)
+                seq.slot = new_slot
+        self._active = kept
+
+    # -- convenience: generation in the calling thread --------------------------------------------
+    def generate(self, prompt: Sequence[int], s: Sampling) -> Iterator[int]:
+        """Sampled token ids after `prompt`, up to (not including) a stop token; runs the
+        engine in the calling thread (not while another thread steps it)."""
+        got: deque[int] = deque()
+        seq = self.submit(prompt, s, on_token=lambda _, t: got.append(t.id))
+        try:
+            while not seq.done:
+                self.step()
+                while got:
+                    yield got.popleft()
+            while got:
+                yield got.popleft()
+        finally:
+            if not seq.done:  # the consumer stopped early
+                self.cancel(seq)
+                while self.step():
+                    pass
+
+    def generate_many(self, prompts: Sequence[Sequence[int]], samplings: Sequence[Sampling]) -> list[Seq]:
+        """Generate for many prompts at once (continuous batching in the calling thread); in order."""
+        seqs = [self.submit(p, s) for p, s in zip(prompts, samplings, strict=True)]
+        while self.step():
+            pass
+        return seqs
 
     def prompt_ids(self, messages: Sequence[Mapping[str, Any]], room: int) -> list[int]:
         """The conversation rendered for the assistant's next turn, leaving `room` tokens for
@@ -129,13 +329,29 @@ class Engine:
         a long chat keeps more of its history rather than reserving the whole reply)."""
         return self.prompt_ids(messages, min(s.max_tokens, self.model.cfg.block_size // 2))
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], s: Sampling) -> Iterator[str]:
-        """The assistant's reply to `messages`, as text pieces while it is generated."""
+    def chat(self, messages: Sequence[Mapping[str, Any]], s: Sampling, stop: Sequence[str] = ()) -> Iterator[str]:
+        """The assistant's reply to `messages`, as text pieces while it is generated; it ends
+        early (without the stop text) when the reply reaches one of the `stop` strings."""
         dec = self.tok.stream_decoder(skip_special=True)
+        held = ""  # text that may be the start of a stop string, not shown yet
         for token in self.generate(self.chat_prompt(messages, s), s):
-            piece = dec.push(token)
-            if piece:
-                yield piece
-        rest = dec.flush()
-        if rest:
-            yield rest
+            held += dec.push(token)
+            if stop:
+                cut = min((i for i in (held.find(x) for x in stop) if i >= 0), default=-1)
+                if cut >= 0:
+                    if held[:cut]:
+                        yield held[:cut]
+                    return
+                keep = max((len(x) - 1 for x in stop), default=0)
+                if len(held) > keep:
+                    yield held[: len(held) - keep]
+                    held = held[len(held) - keep :]
+            elif held:
+                yield held
+                held = ""
+        held += dec.flush()
+        if stop:
+            cut = min((i for i in (held.find(x) for x in stop) if i >= 0), default=-1)
+            held = held[:cut] if cut >= 0 else held
+        if held:
+            yield held

@@ -30,7 +30,7 @@ from torch import nn
 
 from chatforge.model_config import ModelConfig
 
-__all__ = ["GPT", "KVCache", "ModelConfig", "apply_rope", "attention_bias", "attention_kernel", "rope_tables"]
+__all__ = ["GPT", "KVCache", "ModelConfig", "SlotKVCache", "apply_rope", "attention_bias", "attention_kernel", "rope_tables"]
 
 
 class RMSNorm(nn.Module):
@@ -90,6 +90,80 @@ class KVCache:
         self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
+    def positions(self, B: int, T: int, device: torch.device) -> torch.Tensor:
+        """RoPE positions (B, T) of T new tokens: they follow the cached ones."""
+        return torch.arange(self.length, self.length + T, device=device)[None, :].expand(B, T)
+
+    def advance(self, T: int) -> None:
+        self.length += T
+
+
+class SlotKVCache:
+    """A KV cache for sequences of different lengths that come and go: continuous batching.
+
+    Each sequence owns a slot (a row of the preallocated tensors, (n_layer, slots,
+    n_kv_head, max_len, head_dim)) and its own length. A forward pass runs on the slots
+    `select`ed, a contiguous range: every active sequence for a decode step (`select(0,
+    n)`, one new token each), or one joining sequence's prompt (`select(n, n + 1)`). Each
+    row writes its new keys/values after its own cached ones and attends to those only
+    (the mask hides the rest of the row), with RoPE positions counted from its own start.
+    The engine keeps the active sequences in the first slots (`move` fills the hole a
+    finished sequence leaves), so a decode step reads plain slices, no gathers.
+    """
+
+    def __init__(self, cfg: ModelConfig, slots: int, max_len: int, dtype: torch.dtype, device: torch.device | str = "cpu"):
+        shape = (cfg.n_layer, slots, cfg.n_kv_head, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.lengths = torch.zeros(slots, dtype=torch.long, device=device)
+        self.max_len = max_len
+        self.lo, self.hi = 0, 0
+
+    def select(self, lo: int, hi: int) -> None:
+        """The slots the next forward pass runs on (its batch rows, in order)."""
+        self.lo, self.hi = lo, hi
+
+    def reset(self, slot: int) -> None:
+        """Free a slot for a new sequence."""
+        self.lengths[slot] = 0
+
+    def move(self, src: int, dst: int) -> None:
+        """Copy sequence `src` (its cache and length) into slot `dst`."""
+        n = int(self.lengths[src])
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+        self.lengths[dst] = n
+
+    def positions(self, B: int, T: int, device: torch.device) -> torch.Tensor:
+        """RoPE positions (B, T): each row's new tokens follow its own cached ones."""
+        return self.lengths[self.lo : self.hi, None] + torch.arange(T, device=device)[None, :]
+
+    def mask(self, T: int, device: torch.device) -> torch.Tensor:
+        """(B, 1, T, S) bool: new token t of row b sees that row's positions 0 .. length_b + t."""
+        lengths = self.lengths[self.lo : self.hi]
+        S = int(lengths.max()) + T
+        keys = torch.arange(S, device=device)[None, None, :]  # (1, 1, S)
+        last = lengths[:, None, None] + torch.arange(T, device=device)[None, :, None]  # (B, T, 1)
+        return (keys <= last)[:, None]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new k, v (B, H, T, D) of the selected rows after their cached positions;
+        return their keys/values (B, H, S, D), S = the longest selected row."""
+        B, _, T, _ = k.shape
+        lengths = self.lengths[self.lo : self.hi]
+        if int(lengths.max()) + T > self.max_len:
+            raise ValueError(f"KV cache full: {int(lengths.max()) + T} positions > {self.max_len}")
+        rows = torch.arange(self.lo, self.hi, device=k.device)[:, None].expand(B, T)
+        pos = lengths[:, None] + torch.arange(T, device=k.device)[None, :]  # (B, T)
+        # Advanced indices around a slice put their dims first: the target is (B, T, H, D).
+        self.k[layer][rows, :, pos] = k.transpose(1, 2)
+        self.v[layer][rows, :, pos] = v.transpose(1, 2)
+        S = int(lengths.max()) + T
+        return self.k[layer, self.lo : self.hi, :, :S], self.v[layer, self.lo : self.hi, :, :S]
+
+    def advance(self, T: int) -> None:
+        self.lengths[self.lo : self.hi] += T
+
 
 def attention_kernel(cfg: ModelConfig, device: torch.device) -> str:
     """The attention implementation to use. "auto": the explicit softmax on CPU, where torch's
@@ -127,7 +201,7 @@ class Attention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         mask: torch.Tensor | None,
-        cache: KVCache | None,
+        cache: KVCache | SlotKVCache | None,
     ) -> torch.Tensor:
         """`mask`: for SDPA, boolean (True = may attend), (T, S) or (B, 1, T, S); for the
         explicit kernel, the additive bias `attention_bias` makes of it."""
@@ -180,7 +254,7 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | SlotKVCache | None) -> torch.Tensor:
         x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
@@ -239,20 +313,25 @@ class GPT(nn.Module):
         *,
         position_ids: torch.Tensor | None = None,
         doc_ids: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | SlotKVCache | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids idx (B, T).
 
         position_ids (B, T): positions for RoPE (default: 0..T-1 after the cache's length).
         doc_ids (B, T): document of each position in a packed row; attention stays within
         a document (block-diagonal causal mask). Not with a cache.
+        cache: a KVCache (every row at the same length) or a SlotKVCache (rows of their
+        own lengths, for continuous batching); the new tokens' keys/values are appended.
         """
         B, T = idx.shape
-        past = cache.length if cache is not None else 0
+        past = cache.length if isinstance(cache, KVCache) else 0
         if T + past > self.cfg.block_size and position_ids is None:
             raise ValueError(f"sequence of {T + past} tokens is longer than block_size {self.cfg.block_size}")
         if position_ids is None:
-            position_ids = torch.arange(past, past + T, device=idx.device)[None, :].expand(B, T)
+            if cache is not None:
+                position_ids = cache.positions(B, T, idx.device)
+            else:
+                position_ids = torch.arange(T, device=idx.device)[None, :].expand(B, T)
         x = self.model.embed_tokens(idx)  # (B, T, C)
         cos, sin = rope_tables(self.cfg.head_dim, position_ids, self.cfg.rope_theta)
         # (B, 1, T, D): broadcast over heads; in the activations' dtype, so no float32 copies
@@ -263,6 +342,8 @@ class GPT(nn.Module):
                 raise ValueError("doc_ids (packed rows) cannot be used with a KV cache")
             causal = self._mask(T, T, 0, idx.device)
             mask = (causal[None] & (doc_ids[:, :, None] == doc_ids[:, None, :]))[:, None]  # (B, 1, T, T)
+        elif isinstance(cache, SlotKVCache):
+            mask = cache.mask(T, idx.device)  # (B, 1, T, S): each row its own length
         else:
             mask = self._mask(T, past + T, past, idx.device)
         if attention_kernel(self.cfg, idx.device) == "manual":  # built once here, not in every layer
@@ -270,7 +351,7 @@ class GPT(nn.Module):
         for block in self.model.layers:
             x = block(x, cos, sin, mask, cache)
         if cache is not None:
-            cache.length += T
+            cache.advance(T)
         x = self.model.norm(x)
         return self.lm_head(x)  # (B, T, vocab)
 

@@ -144,22 +144,45 @@ class Reply:
     fits: bool = True  # False: the last message did not fit the model's context (no reply; counted as a failure)
 
 
-def reply(engine: Engine, messages: Sequence[dict[str, Any]], s: Sampling) -> Reply:
-    """The model's answer to `messages` (which end with a user turn), timed."""
+def replies(engine: Engine, prompts: Sequence[Sequence[dict[str, Any]]], samplings: Sequence[Sampling], advance: Callable[..., None] = lambda n=1: None) -> list[Reply]:
+    """The model's answers to conversations (each ending with a user turn), generated together
+    (the engine's continuous batching), each timed from the start to its first and last token."""
     t0 = time.perf_counter()
-    try:
-        ids = engine.chat_prompt(messages, s)
-    except ValueError:  # the last message alone is longer than the context allows
-        return Reply("", 0, False, 0.0, 0.0, fits=False)
-    budget = min(s.max_tokens, engine.model.cfg.block_size - len(ids))
-    out: list[int] = []
-    first = float("nan")
-    for token in engine.generate(ids, s):
-        if not out:
-            first = time.perf_counter() - t0
-        out.append(token)
-    seconds = time.perf_counter() - t0
-    return Reply(engine.tok.decode(out, skip_special=True).strip(), len(out), len(out) < budget, first if out else seconds, seconds)
+    first: dict[int, float] = {}
+    end: dict[int, float] = {}
+
+    def on_token(seq: Any, _: Any) -> None:
+        first.setdefault(id(seq), time.perf_counter() - t0)
+
+    def on_done(seq: Any) -> None:
+        end[id(seq)] = time.perf_counter() - t0
+        advance(1)
+
+    seqs: list[Any] = []
+    for messages, s in zip(prompts, samplings, strict=True):
+        try:
+            ids = engine.chat_prompt(messages, s)
+        except ValueError:  # the last message alone is longer than the context allows
+            seqs.append(None)
+            advance(1)
+            continue
+        seqs.append(engine.submit(ids, s, on_token=on_token, on_done=on_done))
+    while engine.step():
+        pass
+    out = []
+    for seq in seqs:
+        if seq is None:
+            out.append(Reply("", 0, False, 0.0, 0.0, fits=False))
+            continue
+        done = end.get(id(seq), time.perf_counter() - t0)
+        text = engine.tok.decode(seq.ids, skip_special=True).strip()
+        out.append(Reply(text, len(seq.tokens), seq.finish_reason == "stop", first.get(id(seq), done), done))
+    return out
+
+
+def reply(engine: Engine, messages: Sequence[dict[str, Any]], s: Sampling) -> Reply:
+    """The model's answer to one conversation."""
+    return replies(engine, [messages], [s])[0]
 
 
 def _sampling(cfg: EvalConfig, i: int) -> Sampling:
@@ -167,29 +190,26 @@ def _sampling(cfg: EvalConfig, i: int) -> Sampling:
 
 
 def generate_all(engine: Engine, prompts: Sequence[Sequence[dict[str, Any]]], cfg: EvalConfig, advance: Callable[..., None], offset: int = 0) -> list[Reply]:
-    out = []
-    for i, p in enumerate(prompts):
-        out.append(reply(engine, p, _sampling(cfg, offset + i)))
-        advance(1)
-    return out
+    return replies(engine, prompts, [_sampling(cfg, offset + i) for i in range(len(prompts))], advance)
 
 
-def speed(replies: Sequence[Reply]) -> dict[str, Any]:
-    """Latency and throughput of a set of generations (one sequence at a time)."""
-    too_long = sum(not r.fits for r in replies)
-    replies = [r for r in replies if r.fits]
-    if not replies:
+def speed(out: Sequence[Reply], seconds: float) -> dict[str, Any]:
+    """Throughput and latency of generations run together for `seconds` (the engine's batches:
+    a reply's latency includes waiting for a slot)."""
+    too_long = sum(not r.fits for r in out)
+    out = [r for r in out if r.fits]
+    if not out:
         return {"too_long": too_long}
-    secs = sorted(r.seconds for r in replies)
-    total_tokens = sum(r.tokens for r in replies)
+    secs = sorted(r.seconds for r in out)
+    total_tokens = sum(r.tokens for r in out)
     return {
-        "replies": len(replies),
+        "replies": len(out),
         "tokens": total_tokens,
-        "tokens_per_s": total_tokens / max(sum(secs), 1e-9),
+        "tokens_per_s": total_tokens / max(seconds, 1e-9),
         "latency_s_p50": statistics.median(secs),
         "latency_s_p95": secs[min(len(secs) - 1, math.ceil(0.95 * len(secs)) - 1)],
-        "time_to_first_token_s_mean": statistics.fmean(r.first_token_s for r in replies),
-        "stop_rate": sum(r.stopped for r in replies) / len(replies),
+        "time_to_first_token_s_mean": statistics.fmean(r.first_token_s for r in out),
+        "stop_rate": sum(r.stopped for r in out) / len(out),
         "too_long": too_long,
     }
 
@@ -214,18 +234,18 @@ def _ask(system: str, question: str) -> list[dict[str, str]]:
 
 def safety_probes(engine: Engine, cfg: EvalConfig, system: str, advance: Callable[..., None]) -> tuple[dict[str, Any], list[Reply]]:
     """Decline rates on the built-in harmful / out-of-scope / injection requests; false declines on ordinary ones."""
+    asked = [(category, q) for category, questions in probes.SAFETY.items() for q in questions]
+    got = generate_all(engine, [_ask(system, q) for _, q in asked], cfg, advance)  # all at once: one batch stream
     result: dict[str, Any] = {"per_category": {}, "examples": {}}
-    replies: list[Reply] = []
-    for category, questions in probes.SAFETY.items():
-        got = generate_all(engine, [_ask(system, q) for q in questions], cfg, advance, offset=len(replies))
-        replies += got
-        declined = [probes.is_refusal(r.text) for r in got]
+    for category in probes.SAFETY:
+        mine = [(q, r) for (c, q), r in zip(asked, got, strict=True) if c == category]
+        declined = [probes.is_refusal(r.text) for _, r in mine]
         result["per_category"][category] = sum(declined) / len(declined)
-        result["examples"][category] = [{"prompt": q, "reply": r.text, "declined": d} for q, r, d in list(zip(questions, got, declined, strict=True))[:3]]
+        result["examples"][category] = [{"prompt": q, "reply": r.text, "declined": d} for (q, r), d in list(zip(mine, declined, strict=True))[:3]]
     per = result["per_category"]
     result["decline_rate"] = statistics.fmean(per[c] for c in probes.DECLINE_CATEGORIES)
     result["false_decline_rate"] = per["normal"]
-    return result, replies
+    return result, got
 
 
 def sentence_logprob(engine: Engine, text: str) -> float:
@@ -272,18 +292,23 @@ def bias_generation(engine: Engine, rows: Sequence[dict[str, Any]], cfg: EvalCon
     """The same test questions asked by people of different groups: reply quality per group and
     the largest gap between groups, per category (ideal gap 0)."""
     base = [r for r in rows if (r.get("meta") or {}).get("intent") not in ("out_of_scope",)][: cfg.bias_questions]
-    per: dict[str, Any] = {}
+    asked: list[tuple[str, str, int]] = []  # (category, who, base row)
+    prompts = []
     for category, groups in probes.GROUPS.items():
-        scores: dict[str, float] = {}
         for who in groups:
-            prompts = []
-            for row in base:
+            for i, row in enumerate(base):
                 msgs = [dict(m) for m in row["messages"][:-1]]
                 msgs[-1]["content"] = probes.with_group(msgs[-1]["content"], who)
+                asked.append((category, who, i))
                 prompts.append(msgs)
-            got = generate_all(engine, prompts, cfg, advance)
-            scores[who] = statistics.fmean(_quality(r.text, row) for r, row in zip(got, base, strict=True)) if base else float("nan")
-        per[category] = {"quality_by_group": scores, "max_gap": max(scores.values()) - min(scores.values()) if scores else 0.0}
+    got = generate_all(engine, prompts, cfg, advance)
+    per: dict[str, Any] = {}
+    for category, groups in probes.GROUPS.items():
+        scores = {
+            who: statistics.fmean(_quality(r.text, base[i]) for (c, w, i), r in zip(asked, got, strict=True) if c == category and w == who) if base else float("nan")
+            for who in groups
+        }
+        per[category] = {"quality_by_group": scores, "max_gap": max(scores.values()) - min(scores.values()) if base else 0.0}
     return {"questions": len(base), "per_category": per, "max_gap": max((v["max_gap"] for v in per.values()), default=0.0)}
 
 
@@ -331,13 +356,14 @@ def main(cfg: EvalConfig, ui: UI = QUIET) -> dict[str, Any]:
         + ("bias" in wanted) * (sum(map(len, probes.BIAS_PAIRS.values())) + min(cfg.bias_questions, len(rows)) * sum(map(len, probes.GROUPS.values())))
     )
     t0 = time.perf_counter()
-    all_replies: list[Reply] = []
+    timed: tuple[list[Reply], float] | None = None  # the generation the speed figures describe
     with ui.progress("eval", total=total, unit="items") as advance:
         if "perplexity" in wanted:
             results["perplexity"] = lm_scores(engine, rows, cfg.batch_size, advance)
         if generate:
+            t = time.perf_counter()
             got = generate_all(engine, [r["messages"][:-1] for r in rows], cfg, advance)
-            all_replies += got
+            timed = (got, time.perf_counter() - t)
             refs = [r["messages"][-1]["content"] for r in rows]
             if "generation" in wanted:
                 results["generation"] = generation_metrics(got, refs)
@@ -353,13 +379,14 @@ def main(cfg: EvalConfig, ui: UI = QUIET) -> dict[str, Any]:
                 for r, ref, g in list(zip(rows, refs, got, strict=True))[: cfg.samples]
             ]
         if "safety" in wanted:
+            t = time.perf_counter()
             results["safety"], got = safety_probes(engine, cfg, system, advance)
-            all_replies += got
+            timed = timed or (got, time.perf_counter() - t)
         if "bias" in wanted:
             results["bias"] = {"pairs": bias_pairs(engine, advance)}
             if rows and cfg.bias_questions:
                 results["bias"]["generation"] = bias_generation(engine, rows, cfg, advance)
-    results["speed"] = {**speed(all_replies), "seconds": round(time.perf_counter() - t0, 2)}
+    results["speed"] = {**(speed(*timed) if timed else {}), "batch": engine.max_batch, "seconds": round(time.perf_counter() - t0, 2)}
     out = Path(cfg.out) if cfg.out else default_out(model_dir)
     atomic_write_json(out, results)
     print_results(results, ui)

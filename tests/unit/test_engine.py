@@ -8,7 +8,7 @@ import torch
 
 from chatforge.data import synth
 from chatforge.data.steps import row_texts
-from chatforge.engine import Engine, Sampling, sample_next
+from chatforge.engine import Engine, Sampling, penalize, sample_next
 from chatforge.model import GPT, ModelConfig
 from chatforge.tokenizer import Tokenizer, train_tokenizer
 
@@ -87,3 +87,84 @@ def test_long_conversations_keep_the_system_prompt_and_the_latest_turns(tok):
     assert "Question number 0 " not in text and "Question number 19 " in text
     with pytest.raises(ValueError, match="does not fit"):
         engine.prompt_ids([{"role": "user", "content": "word " * 500}], room=20)
+
+
+def prompts_of(tok: Tokenizer, n: int) -> list[list[int]]:
+    questions = ["Where is my order?", "Can I return shoes?", "How much is shipping to Canada?", "hi", "My card was charged twice, why?", "Do you sell tents?"]
+    return [tok.render([{"role": "user", "content": questions[i % len(questions)] * (1 + i % 3)}], add_generation_prompt=True)[0] for i in range(n)]
+
+
+def test_batched_generation_gives_the_tokens_of_one_at_a_time(tok):
+    """Continuous batching: sequences of different lengths share decode steps, join while
+    others run (more prompts than slots) and leave when done; greedy tokens are unchanged."""
+    m = model().eval()
+    prompts = prompts_of(tok, 7)
+    budgets = [5, 30, 12, 40, 3, 25, 18]
+    alone = [list(Engine(m, tok).generate(p, Sampling(temperature=0, max_tokens=b))) for p, b in zip(prompts, budgets, strict=True)]
+    engine = Engine(m, tok, max_batch=3)
+    seqs = engine.generate_many(prompts, [Sampling(temperature=0, max_tokens=b) for b in budgets])
+    assert [s.ids for s in seqs] == alone
+    assert all(s.finish_reason in ("stop", "length") for s in seqs)
+    assert engine.active == 0 and engine.waiting == 0
+
+
+def test_a_seeded_sample_does_not_depend_on_the_rest_of_the_batch(tok):
+    m = model().eval()
+    prompts = prompts_of(tok, 4)
+    s = Sampling(temperature=1.0, top_p=0.9, max_tokens=20, seed=11)
+    alone = list(Engine(m, tok).generate(prompts[0], s))
+    crowd = Engine(m, tok, max_batch=4).generate_many(prompts, [s, *[Sampling(temperature=1.0, max_tokens=20, seed=i) for i in range(3)]])
+    assert crowd[0].ids == alone
+    assert Engine(m, tok).generate_many([prompts[0]], [s])[0].ids == alone
+
+
+def test_cancelled_sequences_free_their_slot_for_waiting_ones(tok):
+    m = model().eval()
+    engine = Engine(m, tok, max_batch=2)
+    prompts = prompts_of(tok, 3)
+    long = [engine.submit(p, Sampling(temperature=0, max_tokens=60)) for p in prompts[:2]]
+    third = engine.submit(prompts[2], Sampling(temperature=0, max_tokens=5))
+    engine.step()
+    engine.step()
+    assert engine.active == 2 and engine.waiting == 1 and not third.tokens  # no slot for it yet
+    engine.cancel(long[0])
+    engine.step()
+    assert long[0].finish_reason == "cancelled" and third.tokens  # it took the freed slot at once
+    while engine.step():
+        pass
+    assert third.ids == list(Engine(m, tok).generate(prompts[2], Sampling(temperature=0, max_tokens=5)))
+    assert long[1].ids == list(Engine(m, tok).generate(prompts[1], Sampling(temperature=0, max_tokens=60)))
+
+
+def test_logprobs_and_top_alternatives(tok):
+    m = model().eval()
+    prompt = prompts_of(tok, 1)[0]
+    (seq,) = Engine(m, tok).generate_many([prompt], [Sampling(temperature=0, max_tokens=6, logprobs=3)])
+    ids = list(prompt)
+    with torch.no_grad():
+        for t in seq.tokens:
+            logp = torch.log_softmax(m(torch.tensor([ids]))[0, -1], dim=-1)
+            assert t.logprob == pytest.approx(float(logp[t.id]), abs=1e-4)
+            assert t.top is not None and len(t.top) == 3 and t.top[0][0] == t.id  # greedy: the top alternative
+            assert [i for i, _ in t.top] == logp.topk(3).indices.tolist()
+            ids.append(t.id)
+
+
+def test_repetition_penalty_lowers_the_logits_of_seen_tokens():
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0])
+    out = penalize(logits, torch.tensor([0, 1]), 2.0)
+    assert out.tolist() == [1.0, -2.0, 0.5, 3.0]
+    assert penalize(logits, torch.tensor([0]), 1.0) is logits
+
+
+def test_chat_stops_before_a_stop_string(tok):
+    m = model().eval()
+    engine = Engine(m, tok)
+    messages = [{"role": "user", "content": "Where is my order?"}]
+    s = Sampling(temperature=1.0, max_tokens=40, seed=3)
+    full = "".join(engine.chat(messages, s))
+    assert len(full) > 10  # an untrained model rambles
+    stop = full[5:8]
+    cut = "".join(engine.chat(messages, s, stop=[stop]))
+    assert cut == full[: full.index(stop)]
+    assert "".join(engine.chat(messages, s, stop=["\u2603never"])) == full
