@@ -192,6 +192,17 @@ def _report() -> tuple[type, Callable[[Any, UI], Any]]:
     return report.ReportConfig, report.main
 
 
+def _serve() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.serve import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.serve import app
+
+        return app.main(cfg, ui)
+
+    return config.ServeConfig, run
+
+
 def _quickstart() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import quickstart
 
@@ -219,6 +230,7 @@ COMMANDS = [
     Command("eval human-import", "read the filled-in ratings back (mean, confidence interval, win rate)", _human_import),
     Command("report", "an HTML + Markdown report card of run dirs: curves, lineage, eval results", _report),
     Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", _chat),
+    Command("serve", "an OpenAI-compatible API and a web chat page (continuous batching, limits, metrics)", _serve),
     Command("quickstart", "run the whole lifecycle on the built-in data", _quickstart),
 ]
 
@@ -240,6 +252,7 @@ the lifecycle, in order:
   eval human-export            blind rating sheets for people (human-import reads them back)
   report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
+  serve                       an OpenAI-compatible API and a web chat page
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

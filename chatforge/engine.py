@@ -150,6 +150,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.stop_ids = {tokenizer.end_id, tokenizer.eos_id}
+        self.vocab = min(tokenizer.vocab_size, model.cfg.vocab_size)
         self.max_batch = max_batch
         # CPU threads while generating: one for small models (see SMALL_MODEL), else torch's choice
         small = self.device.type == "cpu" and model.num_params() < SMALL_MODEL
@@ -242,6 +243,7 @@ class Engine:
     def _emit(self, seq: Seq, logits: torch.Tensor) -> None:
         """Pick the next token of `seq` from its logits and hand it out (or end the sequence)."""
         s = seq.sampling
+        logits = logits[: self.vocab]  # a model's padded vocabulary rows are never sampled
         if seq.seen is not None:
             logits = penalize(logits, seq.seen, s.repetition_penalty)
         token = sample_next(logits, s, seq.generator)

@@ -24,13 +24,14 @@ def model(attention: str = "manual", block: int = 96) -> GPT:
     return GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=block, attention=attention))
 
 
-def recompute(m: GPT, prompt: list[int], s: Sampling, stop: set[int]) -> list[int]:
-    """Generation without a cache: the whole sequence through the model for every token."""
+def recompute(m: GPT, prompt: list[int], s: Sampling, stop: set[int], vocab: int) -> list[int]:
+    """Generation without a cache: the whole sequence through the model for every token
+    (sampling among the tokenizer's `vocab` ids: the model's extra rows are padding)."""
     gen = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
     out: list[int] = []
     with torch.no_grad():
         for _ in range(s.max_tokens):
-            nxt = sample_next(m(torch.tensor([prompt + out]))[0, -1], s, gen)
+            nxt = sample_next(m(torch.tensor([prompt + out]))[0, -1, :vocab], s, gen)
             if nxt in stop:
                 break
             out.append(nxt)
@@ -44,7 +45,7 @@ def test_cached_generation_equals_full_recomputation(tok, attention, sampling):
     engine = Engine(m, tok)
     prompt = tok.render([{"role": "user", "content": "Where is my order?"}], add_generation_prompt=True)[0]
     got = list(engine.generate(prompt, sampling))
-    assert got == recompute(m, prompt, sampling, engine.stop_ids)
+    assert got == recompute(m, prompt, sampling, engine.stop_ids, tok.vocab_size)
     assert len(got) > 5  # an untrained model rambles on, so many cached steps were compared
 
 
@@ -143,7 +144,7 @@ def test_logprobs_and_top_alternatives(tok):
     ids = list(prompt)
     with torch.no_grad():
         for t in seq.tokens:
-            logp = torch.log_softmax(m(torch.tensor([ids]))[0, -1], dim=-1)
+            logp = torch.log_softmax(m(torch.tensor([ids]))[0, -1, : tok.vocab_size], dim=-1)
             assert t.logprob == pytest.approx(float(logp[t.id]), abs=1e-4)
             assert t.top is not None and len(t.top) == 3 and t.top[0][0] == t.id  # greedy: the top alternative
             assert [i for i, _ in t.top] == logp.topk(3).indices.tolist()

@@ -1,0 +1,44 @@
+"""`chatforge serve`'s config, in a module without torch or web libraries (so `--help` stays fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatforge.config import opt
+from chatforge.errors import ConfigError
+
+
+@dataclass
+class Limits:
+    """What one request may ask for; beyond it, a 400 (or 413) in OpenAI's error shape."""
+
+    max_body_bytes: int = opt(1_000_000, "largest request body (bigger ones are refused before being read whole)", ge=1024)
+    max_messages: int = opt(100, "most messages in one chat request", ge=1)
+    max_message_chars: int = opt(20_000, "most characters in one message", ge=1)
+    max_tokens: int = opt(1024, "largest max_tokens a request may ask for", ge=1)
+    max_n: int = opt(4, "largest n (choices per request)", ge=1, le=64)
+    max_stop: int = opt(4, "most stop sequences", ge=0)
+    timeout: float = opt(120.0, "seconds a request may take before it is cancelled", gt=0)
+
+
+@dataclass
+class ServeConfig:
+    """`chatforge serve`: an OpenAI-compatible API (/v1/chat/completions, /v1/completions, ...) and a web chat page."""
+
+    model: str = opt("", "model dir to serve", required=True)
+    host: str = opt("127.0.0.1", "address to listen on (0.0.0.0 for every interface: set --api-key then)")
+    port: int = opt(8000, "port to listen on", ge=0, le=65535)
+    model_name: str = opt("", "the model's name in the API (default: the model dir's name)")
+    api_key: str = opt("", "require this key (Authorization: Bearer KEY) on every route but /health and the page")
+    api_keys_file: str = opt("", "a file of accepted keys, one per line (with or instead of --api-key)")
+    max_batch: int = opt(16, "sequences generated together (continuous batching)", ge=1, le=512)
+    queue: int = opt(64, "requests that may wait for a slot; more get 429 with Retry-After", ge=0)
+    safety: bool = opt(True, "refuse requests and replies that trip the harm and prompt-injection filters")
+    log_conversations: str = opt("", "append every turn (PII anonymized first) to this JSONL file (opt-in)")
+    feedback_log: str = opt("feedback.jsonl", "where ratings from POST /v1/feedback go (JSONL, PII anonymized first)")
+    dtype: str = opt("auto", "weights: auto (bfloat16 where faster: never on this CPU yet), float32, bfloat16")
+    limits: Limits = opt(default_factory=Limits)
+
+    def validate(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"dtype: {self.dtype!r}; expected auto, float32 or bfloat16")
