@@ -234,6 +234,7 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         for what, path in written:
             table.add_row(Text(what), Text(path))
         ui.out.print(table)
+        ui.out.print(Text.assemble("serve it (OpenAI-compatible API and a chat page at http://127.0.0.1:8000/): ", (f"chatforge serve --model {dpo_dir / 'model'}", "bold")))
     return results
 
 

@@ -26,14 +26,14 @@ def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 
 def test_help_lists_the_lifecycle_that_exists():
     out = cf("--help").stdout
-    for cmd in ("data", "tokenizer", "pretrain", "sft", "dpo", "eval", "report", "chat", "quickstart"):
+    for cmd in ("data", "tokenizer", "pretrain", "sft", "dpo", "eval", "report", "chat", "serve", "quickstart"):
         assert cmd in out
     data = cf("data", "--help").stdout
     for sub in ("synth", "ingest", "clean", "anonymize", "augment", "split", "mix", "stats", "show", "export"):
         assert sub in data
     # stages not built yet are absent, not stubs
     listed = {line.split()[0] for line in out.split("commands:", 1)[1].splitlines() if line.startswith("    ") and line.split()}
-    assert "eval" in listed and not listed & {"serve", "import", "export"}
+    assert {"eval", "serve"} <= listed and not listed & {"import", "export"}
 
 
 COMMON = ["--config", "--quiet", "--seed", "-q"]
@@ -206,6 +206,15 @@ SURFACE = {
     "eval human-export": ([], ["--compare", "--data", "--items", "--max-tokens", "--model", "--out"]),
     "eval human-import": ([], ["--into", "--key", "--ratings"]),
     "report": (["runs"], ["--out", "--title"]),
+    "serve": (
+        [],
+        [
+            "--api-key", "--api-keys-file", "--dtype", "--feedback-log", "--host", "--limits.max-body-bytes",
+            "--limits.max-message-chars", "--limits.max-messages", "--limits.max-n", "--limits.max-stop",
+            "--limits.max-tokens", "--limits.timeout", "--log-conversations", "--max-batch", "--model",
+            "--model-name", "--no-safety", "--port", "--queue", "--safety",
+        ],
+    ),
     "quickstart": (
         [],
         [
@@ -647,6 +656,7 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         assert "sft done" in p.stdout and "dpo done" in p.stdout and "qs/runs/dpo/model" in p.stdout
         assert "model: " in p.stdout and "reference: " in p.stdout  # the sample conversation
         assert "task success" in p.stdout and "qs/report.html" in p.stdout
+        assert "chatforge serve --model qs/runs/dpo/model" in p.stdout
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 
