@@ -42,12 +42,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
-            x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-            return self.weight * x
-        # Reduced precision: torch's rms_norm, without float32 copies of the activations; as
-        # accurate here as normalizing in float32 and rounding to bf16 (max error 0.027 vs
-        # 0.038 on values up to 5.4).
+        # torch's rms_norm: one kernel (the same values as x * rsqrt(mean(x^2) + eps) * weight
+        # in float32). In bf16 it makes no float32 copies of the activations and is as
+        # accurate as normalizing in float32 and rounding to bf16 (max error 0.027 vs 0.038
+        # on values up to 5.4).
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
@@ -134,32 +132,37 @@ class SlotKVCache:
         self.v[:, dst, :, :n] = self.v[:, src, :, :n]
         self.lengths[dst] = n
 
+    def begin(self, T: int, device: torch.device) -> None:
+        """Prepare a forward pass of T new tokens per selected row (once, not per layer)."""
+        lengths = self.lengths[self.lo : self.hi]
+        self._first = int(lengths[0]) if self.hi - self.lo == 1 else -1  # one row: plain slices
+        self._span = int(lengths.max()) + T
+        if self._span > self.max_len:
+            raise ValueError(f"KV cache full: {self._span} positions > {self.max_len}")
+        self._pos = lengths[:, None] + torch.arange(T, device=device)[None, :]  # (B, T)
+        self._rows = torch.arange(self.lo, self.hi, device=device)[:, None].expand_as(self._pos)
+
     def positions(self, B: int, T: int, device: torch.device) -> torch.Tensor:
         """RoPE positions (B, T): each row's new tokens follow its own cached ones."""
-        return self.lengths[self.lo : self.hi, None] + torch.arange(T, device=device)[None, :]
+        return self._pos
 
     def mask(self, T: int, device: torch.device) -> torch.Tensor:
         """(B, 1, T, S) bool: new token t of row b sees that row's positions 0 .. length_b + t."""
-        lengths = self.lengths[self.lo : self.hi]
-        S = int(lengths.max()) + T
-        keys = torch.arange(S, device=device)[None, None, :]  # (1, 1, S)
-        last = lengths[:, None, None] + torch.arange(T, device=device)[None, :, None]  # (B, T, 1)
-        return (keys <= last)[:, None]
+        keys = torch.arange(self._span, device=device)[None, None, :]  # (1, 1, S)
+        return (keys <= self._pos[:, :, None])[:, None]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new k, v (B, H, T, D) of the selected rows after their cached positions;
         return their keys/values (B, H, S, D), S = the longest selected row."""
-        B, _, T, _ = k.shape
-        lengths = self.lengths[self.lo : self.hi]
-        if int(lengths.max()) + T > self.max_len:
-            raise ValueError(f"KV cache full: {int(lengths.max()) + T} positions > {self.max_len}")
-        rows = torch.arange(self.lo, self.hi, device=k.device)[:, None].expand(B, T)
-        pos = lengths[:, None] + torch.arange(T, device=k.device)[None, :]  # (B, T)
-        # Advanced indices around a slice put their dims first: the target is (B, T, H, D).
-        self.k[layer][rows, :, pos] = k.transpose(1, 2)
-        self.v[layer][rows, :, pos] = v.transpose(1, 2)
-        S = int(lengths.max()) + T
-        return self.k[layer, self.lo : self.hi, :, :S], self.v[layer, self.lo : self.hi, :, :S]
+        T = k.shape[2]
+        if self._first >= 0:
+            self.k[layer, self.lo, :, self._first : self._first + T] = k[0]
+            self.v[layer, self.lo, :, self._first : self._first + T] = v[0]
+        else:
+            # Advanced indices around a slice put their dims first: the target is (B, T, H, D).
+            self.k[layer][self._rows, :, self._pos] = k.transpose(1, 2)
+            self.v[layer][self._rows, :, self._pos] = v.transpose(1, 2)
+        return self.k[layer, self.lo : self.hi, :, : self._span], self.v[layer, self.lo : self.hi, :, : self._span]
 
     def advance(self, T: int) -> None:
         self.lengths[self.lo : self.hi] += T
@@ -281,6 +284,8 @@ class GPT(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self._masks: dict[tuple[int, int, int], torch.Tensor] = {}  # causal masks by shape, reused
+        self._rope: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # RoPE angles per device
+        self._head_cache: tuple[tuple[object, ...], torch.Tensor] | None = None  # lm_head weight, transposed
         self.apply(self._init_weights)
         # Scaled init of the projections into the residual stream (GPT-2): keeps the
         # residual's variance from growing with depth.
@@ -327,13 +332,19 @@ class GPT(nn.Module):
         past = cache.length if isinstance(cache, KVCache) else 0
         if T + past > self.cfg.block_size and position_ids is None:
             raise ValueError(f"sequence of {T + past} tokens is longer than block_size {self.cfg.block_size}")
+        if isinstance(cache, SlotKVCache):
+            cache.begin(T, idx.device)
         if position_ids is None:
             if cache is not None:
                 position_ids = cache.positions(B, T, idx.device)
             else:
                 position_ids = torch.arange(T, device=idx.device)[None, :].expand(B, T)
         x = self.model.embed_tokens(idx)  # (B, T, C)
-        cos, sin = rope_tables(self.cfg.head_dim, position_ids, self.cfg.rope_theta)
+        if int(position_ids.max()) < self.cfg.block_size:  # the usual case: look the angles up
+            cos_t, sin_t = self._rope_table(idx.device)
+            cos, sin = cos_t[position_ids], sin_t[position_ids]
+        else:
+            cos, sin = rope_tables(self.cfg.head_dim, position_ids, self.cfg.rope_theta)
         # (B, 1, T, D): broadcast over heads; in the activations' dtype, so no float32 copies
         cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)
         mask: torch.Tensor | None
@@ -353,7 +364,26 @@ class GPT(nn.Module):
         if cache is not None:
             cache.advance(T)
         x = self.model.norm(x)
+        if x.shape[0] * x.shape[1] <= 2 and torch.is_inference_mode_enabled():
+            # Decoding one token: the output head is a matrix-vector product over the whole
+            # vocabulary, ~3x faster on the CPU with the weight stored input-major (a 384 x
+            # 8192 head: 0.6 vs 1.6 ms). The transposed copy is remade when the weight changes.
+            return x @ self._head_t()
         return self.lm_head(x)  # (B, T, vocab)
+
+    def _head_t(self) -> torch.Tensor:
+        w = self.lm_head.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._head_cache is None or self._head_cache[0] != key:
+            self._head_cache = (key, w.detach().t().contiguous())
+        return self._head_cache[1]
+
+    def _rope_table(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (block_size, head_dim) of every position, computed once per device."""
+        if device not in self._rope:
+            positions = torch.arange(self.cfg.block_size, device=device)
+            self._rope[device] = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
+        return self._rope[device]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
