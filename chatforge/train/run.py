@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from chatforge.atomic import atomic_write_json
-from chatforge.checkpoint import checkpoint_weights, save_model_dir
+from chatforge.checkpoint import checkpoint_weights, find_checkpoint, save_model_dir
 from chatforge.errors import UserError
 from chatforge.model import GPT
 from chatforge.plots import plot_training
@@ -36,14 +36,13 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def checkpoint_step(out: Path) -> int | None:
-    """The step of the run's latest checkpoint, if any (where a resumed run's metrics continue)."""
-    latest = out / "checkpoints" / "latest"
-    if not latest.is_file():
+    """The step of the checkpoint a resumed run starts from (where its metrics continue): the
+    one `find_checkpoint` picks, so a run killed after writing a checkpoint but before
+    updating `latest` keeps its metrics up to that checkpoint."""
+    ck = find_checkpoint(out, lambda _: None)  # the loop warns about skipped ones when it loads
+    if ck is None:
         return None
-    try:
-        return int(latest.read_text().strip().split("_")[1])
-    except (IndexError, ValueError):
-        return None
+    return int(ck.name.split("_")[1])
 
 
 def run_summary(model: GPT, result: FitResult, bytes_per_token: float | None = None, *, unit: str = "tokens") -> dict[str, Any]:

@@ -22,6 +22,7 @@ from chatforge.optim import OptimConfig, lr_at, make_optimizer, param_groups
 from chatforge.tracking import RunLog, read_metrics
 from chatforge.train.data import TokenWindows, val_batches
 from chatforge.train.loop import Dist, NonFiniteLoss, TrainConfig, fit, lm_loss, train_step
+from chatforge.train.run import checkpoint_step
 
 SEQ = 16
 
@@ -158,6 +159,20 @@ def test_checkpoint_corruption_is_detected_and_skipped(tmp_path):
     assert verify_checkpoint(found) is None
     state = load_checkpoint(found, tiny_model(seed=9), make_optimizer(tiny_model(seed=9), OptimConfig()))
     assert state["step"] == 1
+
+
+def test_resume_step_follows_the_checkpoint_the_loop_will_load(tmp_path):
+    """Killed after a checkpoint's rename but before `latest` was updated: the resumed run's
+    metrics continue from that checkpoint (earlier lines kept), as its weights do."""
+    model = tiny_model()
+    opt = make_optimizer(model, OptimConfig())
+    for step in (5, 10):
+        save_checkpoint(tmp_path, step, model, opt, {"data": {}}, keep_last=3)
+    (tmp_path / "checkpoints" / "latest").write_text("step_000005")  # the pointer lags one checkpoint
+    assert checkpoint_step(tmp_path) == 5 and find_checkpoint(tmp_path, lambda m: None).name == "step_000005"
+    (tmp_path / "checkpoints" / "latest").unlink()  # no pointer at all
+    assert checkpoint_step(tmp_path) == 10 and find_checkpoint(tmp_path, lambda m: None).name == "step_000010"
+    assert checkpoint_step(tmp_path / "nothing") is None
 
 
 KILL_DURING_WRITE = textwrap.dedent(
