@@ -9,68 +9,24 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import torch
-import uvicorn
+from serve_helpers import make_engine as _engine
+from serve_helpers import serving, tiny_model_dir
 from test_cli import EXE  # same directory: pytest puts it on sys.path
 
-from chatforge.checkpoint import save_model_dir
-from chatforge.data import synth
-from chatforge.data.steps import row_texts
-from chatforge.engine import Engine, Sampling
-from chatforge.model import GPT, ModelConfig
-from chatforge.serve.app import create_app
-from chatforge.serve.config import Limits, ServeConfig
-from chatforge.tokenizer import Tokenizer, train_tokenizer
+from chatforge.engine import Sampling
+from chatforge.serve.config import Limits
 
 KEY = "sk-test-0123456789"
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("serve")
-    w = synth.generate(2, conversations=150, test_conversations=1, heldout_conversations=1, kb_articles=10, preferences=1)
-    tok = train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")] + ["héllo wörld ✓ 日本語 🙂"] * 5, 500)
-    tok.save(root / "tok")
-    torch.manual_seed(0)
-    save_model_dir(root / "model", GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=128)), tokenizer_dir=root / "tok")
-    return root / "model"
-
-
-def _engine(model_dir: Path, max_batch: int = 4) -> Engine:
-    from chatforge.checkpoint import load_model_dir
-
-    return Engine(load_model_dir(model_dir), Tokenizer.load(model_dir), max_batch=max_batch)
-
-
-@contextmanager
-def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
-    """A real uvicorn server on a free loopback port, in a thread; yields (base URL, app)."""
-    limits = kw.pop("limits", Limits())
-    cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
-    app = create_app(cfg, _engine(model_dir, cfg.max_batch), "tiny")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return tiny_model_dir(tmp_path_factory.mktemp("serve"))
 
 
 def client(base: str, key: str = KEY) -> openai.OpenAI:
