@@ -276,7 +276,7 @@ class Server:
     # -- requests into sampling -------------------------------------------------------------------
     def sampling(self, req: _Sampled, max_tokens: int | None, logprobs: int | None, index: int) -> Sampling:
         lim = self.cfg.limits
-        mt = max_tokens if max_tokens is not None else min(lim.max_tokens, 256)
+        mt = max_tokens if max_tokens is not None else lim.max_tokens
         if mt > lim.max_tokens:
             raise APIError(400, f"max_tokens is {mt}; this server allows at most {lim.max_tokens}", param="max_tokens", code="invalid_value")
         seed = None if req.seed is None else req.seed + index
@@ -411,12 +411,18 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
             raise APIError(400, "the last message must not be the assistant's: there would be nothing to answer", param="messages", code="invalid_value")
         max_tokens = req.max_completion_tokens or req.max_tokens
         top = (req.top_logprobs or 0) if req.logprobs else None
-        samplings = [srv.sampling(req, max_tokens, top, i) for i in range(req.n)]
+        block = engine.model.cfg.block_size
+        # Without max_tokens a reply may take the room the conversation leaves (as OpenAI's
+        # API does), up to the server's limit; the conversation keeps at least half the
+        # context, as the engine's chat prompts do.
+        room = max_tokens if max_tokens is not None else min(lim.max_tokens, block // 2)
         try:
-            prompt = engine.prompt_ids(messages, room=samplings[0].max_tokens)
+            prompt = engine.prompt_ids(messages, room=room)
         except ValueError:
-            block = engine.model.cfg.block_size
-            raise APIError(400, f"this model's context is {block} tokens: the last message and max_tokens {samplings[0].max_tokens} do not fit", param="messages", code="context_length_exceeded") from None
+            raise APIError(400, f"this model's context is {block} tokens: the last message and max_tokens {room} do not fit", param="messages", code="context_length_exceeded") from None
+        if max_tokens is None:
+            max_tokens = max(1, min(lim.max_tokens, block - len(prompt)))
+        samplings = [srv.sampling(req, max_tokens, top, i) for i in range(req.n)]
         srv.check_context(prompt, samplings[0])
         blocked = srv.guard.check_input(messages)
         if blocked:

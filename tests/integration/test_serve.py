@@ -7,70 +7,25 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import torch
-import uvicorn
+from serve_helpers import make_engine as _engine
+from serve_helpers import serving, tiny_model_dir
 from test_cli import EXE  # same directory: pytest puts it on sys.path
 
-from chatforge.checkpoint import save_model_dir
-from chatforge.data import synth
-from chatforge.data.steps import row_texts
-from chatforge.engine import Engine, Sampling
-from chatforge.model import GPT, ModelConfig
-from chatforge.serve.app import create_app
-from chatforge.serve.config import Limits, ServeConfig
-from chatforge.tokenizer import Tokenizer, train_tokenizer
+from chatforge.engine import Sampling
+from chatforge.serve.config import Limits
 
 KEY = "sk-test-0123456789"
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("serve")
-    w = synth.generate(2, conversations=150, test_conversations=1, heldout_conversations=1, kb_articles=10, preferences=1)
-    tok = train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")] + ["héllo wörld ✓ 日本語 🙂"] * 5, 500)
-    tok.save(root / "tok")
-    torch.manual_seed(0)
-    save_model_dir(root / "model", GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=128)), tokenizer_dir=root / "tok")
-    return root / "model"
-
-
-def _engine(model_dir: Path, max_batch: int = 4) -> Engine:
-    from chatforge.checkpoint import load_model_dir
-
-    return Engine(load_model_dir(model_dir), Tokenizer.load(model_dir), max_batch=max_batch)
-
-
-@contextmanager
-def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
-    """A real uvicorn server on a free loopback port, in a thread; yields (base URL, app)."""
-    limits = kw.pop("limits", Limits())
-    cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
-    app = create_app(cfg, _engine(model_dir, cfg.max_batch), "tiny")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return tiny_model_dir(tmp_path_factory.mktemp("serve"))
 
 
 def client(base: str, key: str = KEY) -> openai.OpenAI:
@@ -82,21 +37,27 @@ MESSAGES = [{"role": "system", "content": "You help Larkspur Goods customers."},
 
 def test_the_openai_client_gets_what_the_engine_generates(model_dir):
     engine = _engine(model_dir)
-    want = "".join(engine.chat(MESSAGES, Sampling(temperature=0, max_tokens=20)))
-    prompt = engine.chat_prompt(MESSAGES, Sampling(temperature=0, max_tokens=20))
+    s = Sampling(temperature=1.0, max_tokens=20, seed=7)  # seeded: text, not the random model's greedy specials
+    want = "".join(engine.chat(MESSAGES, s))
+    prompt = engine.chat_prompt(MESSAGES, s)
+    assert len(want) > 5
     with serving(model_dir, api_key=KEY) as (base, _):
         c = client(base)
-        r = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=20)
+        r = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=1.0, seed=7, max_tokens=20)
         assert r.object == "chat.completion" and r.choices[0].message.content == want
         assert r.choices[0].finish_reason in ("stop", "length") and r.choices[0].message.role == "assistant"
         assert r.usage.prompt_tokens == len(prompt) and r.usage.completion_tokens > 0
         # streaming: the same text in pieces, the role first, usage last
-        stream = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=20, stream=True, stream_options={"include_usage": True})
+        stream = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=1.0, seed=7, max_tokens=20, stream=True, stream_options={"include_usage": True})
         chunks = list(stream)
         assert chunks[0].choices[0].delta.role == "assistant"
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == want
         assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == r.usage.completion_tokens
         assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == [r.choices[0].finish_reason]
+        # no max_tokens: the reply may take the room the conversation leaves in the context
+        free = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=1.0, seed=7)
+        assert free.usage.prompt_tokens + free.usage.completion_tokens <= engine.model.cfg.block_size
+        assert free.usage.completion_tokens > 20 or free.choices[0].finish_reason == "stop"
         # plain completions: a continuation of the text after <|bos|>
         cr = c.completions.create(model="tiny", prompt="Where is my", temperature=0, max_tokens=10)
         tok = engine.tok

@@ -1,0 +1,70 @@
+"""A tiny random model and a real `chatforge serve` app on 127.0.0.1, for the tests that
+talk to a server over HTTP (integration/test_serve.py, e2e/test_web_page.py).
+
+Importable as `serve_helpers` from any test: pytest puts this directory (the one holding
+the root conftest.py) on sys.path."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import uvicorn
+
+from chatforge.checkpoint import load_model_dir, save_model_dir
+from chatforge.data import synth
+from chatforge.data.steps import row_texts
+from chatforge.engine import Engine
+from chatforge.model import GPT, ModelConfig
+from chatforge.serve.app import create_app
+from chatforge.serve.config import Limits, ServeConfig
+from chatforge.tokenizer import Tokenizer, train_tokenizer
+
+
+def tiny_model_dir(root: Path) -> Path:
+    """A model dir under `root`: a BPE tokenizer trained on the support world and a random 2-layer GPT."""
+    w = synth.generate(2, conversations=150, test_conversations=1, heldout_conversations=1, kb_articles=10, preferences=1)
+    tok = train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")] + ["héllo wörld ✓ 日本語 🙂"] * 5, 500)
+    tok.save(root / "tok")
+    torch.manual_seed(0)
+    save_model_dir(root / "model", GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=128)), tokenizer_dir=root / "tok")
+    return root / "model"
+
+
+def make_engine(model_dir: Path, max_batch: int = 4) -> Engine:
+    return Engine(load_model_dir(model_dir), Tokenizer.load(model_dir), max_batch=max_batch)
+
+
+@contextmanager
+def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
+    """A real uvicorn server on a free loopback port, in a thread; yields (base URL, app).
+    `kw` are ServeConfig fields; feedback goes to a temporary file unless `feedback_log`
+    says where (ServeConfig's default is ./feedback.jsonl, outside any tmp dir)."""
+    limits = kw.pop("limits", Limits())
+    scratch = tempfile.TemporaryDirectory()
+    kw.setdefault("feedback_log", str(Path(scratch.name) / "feedback.jsonl"))
+    cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
+    app = create_app(cfg, make_engine(model_dir, cfg.max_batch), "tiny")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        scratch.cleanup()
