@@ -192,6 +192,24 @@ def _report() -> tuple[type, Callable[[Any, UI], Any]]:
     return report.ReportConfig, report.main
 
 
+def _sweep() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge import hpo
+
+    return hpo.SweepConfig, hpo.main
+
+
+def _runs_list() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge import runs
+
+    return runs.RunsListConfig, runs.list_main
+
+
+def _runs_compare() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge import runs
+
+    return runs.RunsCompareConfig, runs.compare_main
+
+
 def _serve() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge.serve import config
 
@@ -225,6 +243,9 @@ COMMANDS = [
     Command("sft", "fine-tune a model on conversations, the loss on the assistant's turns (packing, mixtures)", _sft),
     Command("dpo", "prefer chosen over rejected answers (Direct Preference Optimization, frozen reference)", _dpo),
     Command("merge-lora", "fold a LoRA adapter into its base model (a plain model dir)", _merge_lora),
+    Command("sweep", "search a stage's hyperparameters with Optuna (pruning, resumable, several workers)", _sweep),
+    Command("runs list", "the run dirs under some directories, one line each", _runs_list),
+    Command("runs compare", "runs side by side: the config fields that differ, training and eval figures", _runs_compare),
     Command("eval", "measure a model: perplexity, BLEU/ROUGE/F1, task success, safety and bias probes", _eval),
     Command("eval human-export", "a blind sheet of one or two models' answers for people to rate", _human_export),
     Command("eval human-import", "read the filled-in ratings back (mean, confidence interval, win rate)", _human_import),
@@ -248,8 +269,10 @@ the lifecycle, in order:
   sft                         fine-tune on conversations (assistant-only loss, packing, mixtures)
   dpo                         learn from preference pairs (chosen vs rejected answers)
   merge-lora                  fold a LoRA adapter (sft/dpo --lora.r N) into its base model
+  sweep                       hyperparameter search over a stage's config (Optuna)
+  runs list | runs compare    tables of runs; what differs between them
   eval                        perplexity, BLEU/ROUGE/F1, task success, safety and bias probes
-  eval human-export            blind rating sheets for people (human-import reads them back)
+  eval human-export           blind rating sheets for people (human-import reads them back)
   report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
   serve                       an OpenAI-compatible API and a web chat page

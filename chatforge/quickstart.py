@@ -17,16 +17,20 @@ everything chatforge can do, offline, on a laptop CPU.
 
 from __future__ import annotations
 
+import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.table import Table
 from rich.text import Text
 
 from chatforge import tokenizer
+from chatforge.atomic import atomic_write_text
 from chatforge.config import opt, save_config
 from chatforge.data import clean, inspect, split, synth
 from chatforge.data.dataset import open_dataset
@@ -84,12 +88,16 @@ class QuickstartConfig:
     sft: TrainConfig = opt(default_factory=tiny_sft)
     dpo: TrainConfig = opt(default_factory=tiny_dpo)
     eval: EvalBudget = opt(default_factory=EvalBudget)
+    sweep: int = opt(0, "run a small hyperparameter sweep (this many SFT trials: learning rate, dropout) before the final SFT; 0 = off", ge=0)
+    mlflow: bool = opt(True, "record every stage in MLflow, in WORKDIR/mlflow.db (unless MLFLOW_TRACKING_URI says otherwise)")
 
 
 def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run the quickstart; returns {step: result} and prints where everything went."""
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    if cfg.mlflow and not os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{(work / 'mlflow.db').resolve()}"
     save_config(cfg, work / "config.yaml")
     world_dir = work / "data" / "world"
     results: dict[str, Any] = {}
@@ -158,18 +166,43 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
 
     sft_dir = work / "runs" / "sft"
 
-    def do_sft() -> Any:
-        from chatforge.train import sft  # needs torch: imported when it runs
-
-        sc = SFTConfig(
+    def sft_config(out: Path) -> SFTConfig:
+        return SFTConfig(
             model=str(pretrain_dir / "model"),
             data=[str(splits_dir / "train")],
             val_data=[str(splits_dir / "val")],
-            out=str(sft_dir),
+            out=str(out),
             seed=cfg.seed,
             overwrite=True,
-            train=cfg.sft,
+            train=copy.deepcopy(cfg.sft),
         )
+
+    best: dict[str, Any] = {}
+
+    def do_sweep() -> Any:
+        from chatforge import hpo
+
+        sweep_dir = work / "runs" / "sweep"
+        base = sft_config(sweep_dir / "base")
+        base.train.steps = max(2, cfg.sft.steps // 3)  # short trials: enough to rank the settings
+        base.train.eval_every = max(1, base.train.steps // 3)
+        base.train.save_every = 0
+        save_config(base, work / "sweep-base.yaml")
+        space = {"train.optim.lr": {"type": "float", "low": cfg.sft.optim.lr / 4, "high": cfg.sft.optim.lr * 4, "log": True}, "dropout": {"type": "float", "low": 0.0, "high": 0.1}}
+        atomic_write_text(work / "sweep-space.yaml", yaml.safe_dump(space))
+        sc = hpo.SweepConfig(stage="sft", base=str(work / "sweep-base.yaml"), space=str(work / "sweep-space.yaml"), trials=cfg.sweep, out=str(sweep_dir), storage=f"sqlite:///{(sweep_dir / 'study.db').resolve()}", seed=cfg.seed)
+        out = hpo.main(sc, ui)
+        best.update((out.get("best") or {}).get("params", {}))
+        written.append(("hyperparameter sweep (sweep.json, best.yaml, plots)", str(sweep_dir)))
+        return out
+
+    def do_sft() -> Any:
+        from chatforge.train import sft  # needs torch: imported when it runs
+
+        sc = sft_config(sft_dir)
+        if best:  # the sweep's best learning rate and dropout
+            sc.train.optim.lr = float(best["train.optim.lr"])
+            sc.dropout = float(best["dropout"])
         out = sft.main(sc, ui)
         written.append(("fine-tuning run (metrics.jsonl, curves.png)", str(sft_dir)))
         written.append(("fine-tuned model (Hugging Face format)", str(sft_dir / "model")))
@@ -212,6 +245,7 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ("stats", "inspect the training split", do_stats),
         ("tokenizer", "train a byte-level BPE tokenizer with the chat template", do_tokenizer),
         ("pretrain", "pretrain a tiny GPT on the knowledge base and conversations", do_pretrain),
+        *([("sweep", f"search the fine-tuning learning rate and dropout ({cfg.sweep} short trials, Optuna)", do_sweep)] if cfg.sweep else []),
         ("sft", "fine-tune it on the training conversations (loss on the assistant's turns)", do_sft),
         ("dpo", "prefer the good answers of the preference pairs over the flawed ones", do_dpo),
         ("sample", "the model answers a test conversation it never saw", do_sample),
@@ -234,6 +268,8 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         for what, path in written:
             table.add_row(Text(what), Text(path))
         ui.out.print(table)
+        if cfg.mlflow:
+            ui.out.print(Text.assemble("every stage is in MLflow: ", (f"mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}", "bold")))
         ui.out.print(Text.assemble("serve it (OpenAI-compatible API and a chat page at http://127.0.0.1:8000/): ", (f"chatforge serve --model {dpo_dir / 'model'}", "bold")))
     return results
 

@@ -28,7 +28,7 @@ from chatforge.atomic import atomic_write_bytes, atomic_write_text
 from chatforge.config import opt
 from chatforge.errors import UserError
 from chatforge.plots import bars_png, compare_png, training_png
-from chatforge.tracking import read_metrics
+from chatforge.tracking import lineage, read_metrics
 from chatforge.ui import QUIET, UI
 
 # eval figures drawn as bars when several runs are compared: (label, path in eval.json)
@@ -75,26 +75,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _lineage(config: dict[str, Any], run_dir: Path, eval_results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The datasets and models a run read and wrote, with their content hashes."""
-    from chatforge.checkpoint import is_model_dir, model_dir_hash
-
-    out: list[tuple[str, str, str]] = []
-
-    def dataset(role: str, p: str) -> None:
-        path = Path(p.rsplit(":", 1)[0] if ":" in Path(p).name else p)  # "DIR:0.7" mixture weights
-        manifest = _read_json(path / "manifest.json")
-        out.append((role, str(path), manifest.get("content_hash", "(not found)")))
-
-    for key, role in (("data", "data"), ("val_data", "validation data"), ("dataset", "data")):
-        value = config.get(key)
-        for p in [value] if isinstance(value, str) else (value or []):
-            if p:
-                dataset(role, p)
-    base = config.get("model")
-    if isinstance(base, str) and base and is_model_dir(Path(base)):
-        out.append(("started from", base, model_dir_hash(base)))
-    if is_model_dir(run_dir / "model"):
-        out.append(("model written", str(run_dir / "model"), model_dir_hash(run_dir / "model")))
+    """The datasets and models a run read and wrote, with their content hashes (and what it was evaluated on)."""
+    out = lineage(config, run_dir)
     if eval_results.get("data"):
         d = eval_results["data"]
         out.append(("evaluated on", str(d.get("path", "")), str(d.get("content_hash", ""))))
@@ -213,6 +195,18 @@ def _run_blocks(r: Run, level: int) -> list[tuple[Any, ...]]:
         samples = ev.get("samples") or []
         if samples:
             b += [("p", "Sample replies:"), ("table", ["prompt", "reference", "reply"], [[s["prompt"], s["reference"], s["reply"]] for s in samples])]
+    sweep = _read_json(r.path / "sweep.json")
+    if sweep:
+        b += [("h", level + 1, "Sweep")]
+        if sweep.get("best"):
+            best = sweep["best"]
+            b.append(("p", f"Best: trial {best['number']}, {sweep['metric']} = {best['value']:.4g}, {best['params']} (best.yaml)."))
+        rows = [[str(t["number"]), t["state"].lower(), "-" if t["value"] is None else f"{t['value']:.4g}", ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items()), t.get("error") or ""] for t in sweep["trials"]]
+        b.append(("table", ["trial", "state", sweep["metric"], "params", "error"], rows))
+        for name in ("history", "importances", "parallel"):
+            plot = r.path / f"sweep_{name}.png"
+            if plot.is_file():
+                b.append(("img", f"{r.name}_sweep_{name}.png", plot.read_bytes(), f"sweep {name}"))
     if r.config:
         b += [("h", level + 1, "Config"), ("pre", json.dumps(r.config, indent=2, ensure_ascii=False))]
     return b

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chatforge import tracking
 from chatforge.atomic import atomic_write_json
 from chatforge.checkpoint import load_model_dir, model_dir_hash
 from chatforge.config import to_dict
@@ -389,6 +390,7 @@ def main(cfg: EvalConfig, ui: UI = QUIET) -> dict[str, Any]:
     results["speed"] = {**(speed(*timed) if timed else {}), "batch": engine.max_batch, "seconds": round(time.perf_counter() - t0, 2)}
     out = Path(cfg.out) if cfg.out else default_out(model_dir)
     atomic_write_json(out, results)
+    tracking.log_results(f"eval:{model_dir.resolve().parent.name if model_dir.name == 'model' else model_dir.name}", results, (out,))
     print_results(results, ui)
     ui.note(f"results -> {out}")
     return results

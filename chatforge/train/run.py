@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from chatforge import tracking
 from chatforge.atomic import atomic_write_json
 from chatforge.checkpoint import checkpoint_weights, find_checkpoint, save_model_dir
 from chatforge.errors import UserError
@@ -89,6 +90,7 @@ def finish_run(
         save_model_dir(out / "model", model, tokenizer_dir=tokenizer_dir, info={"stage": stage, **info, "summary": summary}, overwrite=True)
         atomic_write_json(out / "summary.json", summary)
         plot_training(out, title=f"{stage}: {model.num_params() / 1e6:.2f}M parameters")
+        tracking.finish(out, summary)
         val = ""
         if summary["best_val_loss"] is not None:
             val = f", val {summary['best_val_loss']:.3f}" + (f" ({summary['best_val_bpb']:.3f} bpb)" if summary["best_val_bpb"] else "")

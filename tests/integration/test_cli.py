@@ -16,8 +16,8 @@ from chatforge.data.dataset import open_dataset
 EXE = shutil.which("chatforge", path=str(Path(sys.executable).parent)) or "chatforge"
 
 
-def cf(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120"}
+def cf(*args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120", **(env or {})}
     p = subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
     if check and p.returncode != 0:
         raise AssertionError(f"chatforge {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
@@ -206,6 +206,12 @@ SURFACE = {
     "eval human-export": ([], ["--compare", "--data", "--items", "--max-tokens", "--model", "--out"]),
     "eval human-import": ([], ["--into", "--key", "--ratings"]),
     "report": (["runs"], ["--out", "--title"]),
+    "sweep": (
+        [],
+        ["--base", "--direction", "--eval-data", "--heartbeat", "--metric", "--out", "--pruner", "--sampler", "--space", "--stage", "--storage", "--study", "--trials"],
+    ),
+    "runs list": (["roots"], ["--sort"]),
+    "runs compare": (["runs"], []),
     "serve": (
         [],
         [
@@ -242,6 +248,8 @@ SURFACE = {
             "--eval.bias-questions",
             "--eval.limit",
             "--eval.max-tokens",
+            "--mlflow",
+            "--no-mlflow",
             "--model.attention",
             "--model.block-size",
             "--model.dropout",
@@ -279,6 +287,7 @@ SURFACE = {
             "--sft.patience",
             "--sft.save-every",
             "--sft.steps",
+            "--sweep",
             "--synth.conversations",
             "--synth.heldout-conversations",
             "--synth.kb-articles",
@@ -625,6 +634,8 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "8",
         "--eval.bias-questions",
         "1",
+        "--sweep",
+        "2",
     ]
     p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
@@ -645,6 +656,9 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     assert dpo["steps"] == 4 and dpo["after"]["pairs"] > 0
     results = json.loads((tmp_path / "qs" / "runs" / "dpo" / "eval.json").read_text())
     assert results["data"]["rows"] == 30 and {"perplexity", "generation", "task", "safety", "bias"} <= set(results)
+    sweep = json.loads((tmp_path / "qs" / "runs" / "sweep" / "sweep.json").read_text())
+    assert sweep["counts"]["COMPLETE"] + sweep["counts"]["PRUNED"] == 2 and (tmp_path / "qs" / "runs" / "sweep" / "best.yaml").is_file()
+    assert (tmp_path / "qs" / "mlflow.db").is_file()
     page = (tmp_path / "qs" / "report.html").read_text()
     assert ">Comparison<" in page and ">dpo (dpo)<" in page and "data:image/png;base64," in page
     if quiet:
