@@ -168,7 +168,14 @@ def main(cfg: SweepConfig, ui: UI = QUIET) -> dict[str, Any]:
     config_cls, stage_main = _stage(cfg.stage)
     base = read_yaml(cfg.base)
     out = Path(cfg.out)
-    load_config(config_cls, file=cfg.base, overrides={"out": str(out / "trial")})  # the base config must be valid
+    # The base config must be valid, and every field of the space a field of the stage's
+    # config: a typo stops here, not as N failed trials.
+    load_config(config_cls, file=cfg.base, overrides={"out": str(out / "trial")})
+    probe = {p.name: p.choices[0] if p.choices else p.low for p in space}
+    try:
+        load_config(config_cls, file=cfg.base, overrides={"out": str(out / "trial"), **probe})
+    except ConfigError as e:
+        raise UserError(f"{cfg.space}: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
     direction = cfg.direction if cfg.direction != "auto" else ("maximize" if cfg.metric == "task_success" else "minimize")
     if cfg.sampler == "grid":
