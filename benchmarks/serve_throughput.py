@@ -120,7 +120,7 @@ def single_stream(dirs: dict[str, Path], tokens: int, rounds: int) -> dict[str, 
 
 
 def start_server(model_dir: Path, port: int, max_batch: int, queue: int) -> subprocess.Popen[str]:
-    exe = [sys.executable, "-m", "chatforge", "serve", "--model", str(model_dir), "--port", str(port), "--max-batch", str(max_batch), "--queue", str(queue), "--no-safety", "-q"]
+    exe = [sys.executable, "-m", "chatforge", "serve", "--model", str(model_dir), "--port", str(port), "--max-batch", str(max_batch), "--queue", str(queue), "--no-safety", "-q", "--store", str(model_dir.parent / "feedback.db")]
     proc = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         try:

@@ -198,6 +198,24 @@ def _sweep() -> tuple[type, Callable[[Any, UI], Any]]:
     return hpo.SweepConfig, hpo.main
 
 
+def _feedback_export() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import commands
+
+    return commands.FeedbackExportConfig, commands.export_main
+
+
+def _feedback_stats() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import commands
+
+    return commands.FeedbackStatsConfig, commands.stats_main
+
+
+def _feedback_import() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import commands
+
+    return commands.FeedbackImportConfig, commands.import_main
+
+
 def _runs_list() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import runs
 
@@ -252,6 +270,9 @@ COMMANDS = [
     Command("report", "an HTML + Markdown report card of run dirs: curves, lineage, eval results", _report),
     Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", _chat),
     Command("serve", "an OpenAI-compatible API and a web chat page (continuous batching, limits, metrics)", _serve),
+    Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
+    Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
+    Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
     Command("quickstart", "run the whole lifecycle on the built-in data", _quickstart),
 ]
 
@@ -276,6 +297,7 @@ the lifecycle, in order:
   report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
   serve                       an OpenAI-compatible API and a web chat page
+  feedback stats | export     what users rated; corrected and liked replies as training data
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

@@ -56,6 +56,7 @@ class Sampling:
     seed: int | None = None  # same seed, same prompt, same model: same reply
     repetition_penalty: float = 1.0  # > 1 makes tokens already seen less likely (1 = off)
     logprobs: int | None = None  # report each token's log probability and this many top alternatives (None = off)
+    summary: bool = False  # record each token's log probability and the entropy of its distribution (for the feedback store)
 
 
 def sample_next(logits: torch.Tensor, s: Sampling, gen: torch.Generator | None) -> int:
@@ -93,6 +94,7 @@ class Token:
     id: int
     logprob: float | None = None
     top: list[tuple[int, float]] | None = None
+    entropy: float | None = None  # of the distribution it was drawn from (nats), with Sampling.summary
 
 
 @dataclass
@@ -251,10 +253,12 @@ class Engine:
             self._finish(seq, "stop")
             return
         out = Token(token)
-        if s.logprobs is not None:
+        if s.logprobs is not None or s.summary:
             logp = torch.log_softmax(logits.float(), dim=-1)
             out.logprob = float(logp[token])
-            if s.logprobs > 0:
+            if s.summary:
+                out.entropy = float(-(logp.exp() * logp).nan_to_num().sum())
+            if s.logprobs:
                 values, ids = logp.topk(min(s.logprobs, logp.numel()))
                 out.top = list(zip(ids.tolist(), values.tolist(), strict=True))
         seq.tokens.append(out)

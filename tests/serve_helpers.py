@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import torch
 import uvicorn
 
@@ -44,11 +45,11 @@ def make_engine(model_dir: Path, max_batch: int = 4) -> Engine:
 @contextmanager
 def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
     """A real uvicorn server on a free loopback port, in a thread; yields (base URL, app).
-    `kw` are ServeConfig fields; feedback goes to a temporary file unless `feedback_log`
-    says where (ServeConfig's default is ./feedback.jsonl, outside any tmp dir)."""
+    `kw` are ServeConfig fields; the feedback store is a temporary SQLite file unless `store`
+    says where (ServeConfig's default is ./feedback.db, outside any tmp dir)."""
     limits = kw.pop("limits", Limits())
     scratch = tempfile.TemporaryDirectory()
-    kw.setdefault("feedback_log", str(Path(scratch.name) / "feedback.jsonl"))
+    kw.setdefault("store", str(Path(scratch.name) / "feedback.db"))
     cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
     app = create_app(cfg, make_engine(model_dir, cfg.max_batch), "tiny")
     sock = socket.socket()
@@ -68,3 +69,22 @@ def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
         thread.join(timeout=10)
         sock.close()
         scratch.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(base: str, seconds: float = 60) -> None:
+    """Wait for a server's /health to answer 200 (a `chatforge serve` process starting up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{base} did not come up in {seconds:g} s")

@@ -22,8 +22,11 @@ What protects the server and its users:
   `Authorization: Bearer KEY`; keys are compared in constant time and never logged;
 - the safety layer (serve/safety.py): harmful or prompt-injection requests, and harmful
   replies, get a polite refusal (finish reason "content_filter"), counted in /metrics;
-- conversation logging is opt-in (`--log-conversations FILE`) and, like feedback, every
-  text is anonymized (the cleaning step's PII detector) before it is written.
+- ratings (`POST /v1/feedback`) go to the feedback store (`--store`, chatforge/feedback/
+  store.py), and with `--log-conversations` (opt-in) every turn too, with its model,
+  latency and the mean logprob and entropy of its tokens; the store anonymizes every text
+  (the cleaning step's PII detector) before it is written, and a rating is on disk
+  before the client hears "ok".
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -97,6 +99,7 @@ class _Sampled(_Strict):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)  # as OpenAI's; `intent` is stored with the turn
 
 
 class ChatRequest(_Sampled):
@@ -119,6 +122,7 @@ class FeedbackRequest(_Strict):
     corrected: str | None = Field(default=None, max_length=20000)
     messages: list[ChatMessage] | None = None
     reply: str | None = Field(default=None, max_length=50000)
+    user: str | None = Field(default=None, max_length=200)
 
 
 # -- errors in OpenAI's shape --------------------------------------------------------------------
@@ -247,8 +251,9 @@ class Server:
         self.guard = Guard(cfg.safety)
         self.keys = _load_keys(cfg)
         self.created = int(time.time())
-        self._log_lock = threading.Lock()
-        self._anonymizer: Any = None
+        from chatforge.feedback.store import FeedbackStore
+
+        self.store = FeedbackStore.open(cfg.store)
 
     def _gauges(self, engine: Engine) -> None:
         self.metrics.queue.set(engine.waiting)
@@ -280,7 +285,7 @@ class Server:
         if mt > lim.max_tokens:
             raise APIError(400, f"max_tokens is {mt}; this server allows at most {lim.max_tokens}", param="max_tokens", code="invalid_value")
         seed = None if req.seed is None else req.seed + index
-        return Sampling(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, max_tokens=mt, seed=seed, repetition_penalty=req.repetition_penalty, logprobs=logprobs)
+        return Sampling(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, max_tokens=mt, seed=seed, repetition_penalty=req.repetition_penalty, logprobs=logprobs, summary=self.cfg.log_conversations)
 
     def check_common(self, req: _Sampled) -> list[str]:
         lim = self.cfg.limits
@@ -305,30 +310,35 @@ class Server:
                 code="context_length_exceeded",
             )
 
-    # -- logs ---------------------------------------------------------------------------------------
-    def anonymize(self, texts: list[str]) -> list[str]:
-        if self._anonymizer is None:
-            from chatforge.data.pii import Anonymizer
-
-            self._anonymizer = Anonymizer()
-        return list(self._anonymizer.anonymize_texts(texts)[0])
-
-    def append_jsonl(self, path: str, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._log_lock:
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            with open(p, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-
-    def log_turn(self, kind: str, rid: str, messages: list[dict[str, str]], replies: list[str], usage: dict[str, int], seconds: float) -> None:
+    # -- the feedback store -------------------------------------------------------------------------
+    async def log_turn(self, kind: str, rid: str, messages: list[dict[str, str]], replies: list[str], tokens: list[list[Token]], finishes: list[str], req: Any, seconds: float, prompt_tokens: int) -> None:
+        """Store each choice of a finished request as a turn (with --log-conversations)."""
         if not self.cfg.log_conversations:
             return
-        texts = self.anonymize([m["content"] for m in messages] + replies)  # one registry: the same value, the same placeholder
-        msgs = [{"role": m["role"], "content": t} for m, t in zip(messages, texts, strict=False)]
-        record = {"time": round(time.time(), 3), "id": rid, "kind": kind, "model": self.name, "messages": msgs, "replies": texts[len(messages) :], "usage": usage, "seconds": round(seconds, 3)}
-        self.append_jsonl(self.cfg.log_conversations, record)
+        from chatforge.feedback.store import Turn
+
+        intent = (req.metadata or {}).get("intent") if isinstance(req, ChatRequest) else None
+        sampling = {"temperature": req.temperature, "top_p": req.top_p, "top_k": req.top_k, "repetition_penalty": req.repetition_penalty, "seed": req.seed}
+        for i, (reply, got, finish) in enumerate(zip(replies, tokens, finishes, strict=True)):
+            lps = [t.logprob for t in got if t.logprob is not None]
+            ents = [t.entropy for t in got if t.entropy is not None]
+            turn = Turn(
+                id=rid if i == 0 else f"{rid}.{i}",
+                model=self.name,
+                messages=messages,
+                reply=reply,
+                kind=kind,
+                user=req.user,
+                sampling=sampling,
+                latency=round(seconds, 4),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=len(got),
+                logprob_mean=sum(lps) / len(lps) if lps else None,
+                entropy_mean=sum(ents) / len(ents) if ents else None,
+                finish_reason=finish,
+                intent=intent,
+            )
+            await asyncio.to_thread(self.store.add_turn, turn)
 
 
 def _load_keys(cfg: ServeConfig) -> list[str]:
@@ -449,18 +459,23 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
 
     @app.post("/v1/feedback")
     async def feedback(request: Request, req: FeedbackRequest) -> dict[str, Any]:
+        from chatforge.feedback.store import Rating
+
         srv.authorize(request)
-        texts = [req.comment or "", req.corrected or "", req.reply or ""] + [m.text() for m in req.messages or []]
-        clean = srv.anonymize(texts)
-        record: dict[str, Any] = {"time": round(time.time(), 3), "completion_id": req.completion_id, "model": srv.name, "rating": req.rating}
-        for key, value in zip(("comment", "corrected", "reply"), clean[:3], strict=True):
-            if value:
-                record[key] = value
-        if req.messages:
-            record["messages"] = [{"role": m.role, "content": t} for m, t in zip(req.messages, clean[3:], strict=True)]
-        srv.append_jsonl(cfg.feedback_log, record)
+        rating = Rating(
+            turn_id=req.completion_id,
+            thumb={"up": 1, "down": -1}.get(req.rating) if isinstance(req.rating, str) else None,
+            score=req.rating if isinstance(req.rating, int) else None,
+            comment=req.comment,
+            corrected=req.corrected,
+            messages=[{"role": m.role, "content": m.text()} for m in req.messages] if req.messages else None,
+            reply=req.reply,
+            model=srv.name,
+            user=req.user,
+        )
+        rating_id = await asyncio.to_thread(srv.store.add_rating, rating)  # on disk before the reply
         srv.metrics.feedback.labels(str(req.rating)).inc()
-        return {"status": "ok"}
+        return {"status": "ok", "id": rating_id}
 
     if STATIC.is_dir() and (STATIC / "index.html").is_file():
 
@@ -602,7 +617,7 @@ async def _respond(srv: Server, request: Request, kind: str, prompt: list[int], 
             finishes.append(finish)
     completion = sum(len(t) for t in tokens)
     usage = {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion}
-    srv.log_turn(kind, rid, messages, texts, usage, time.perf_counter() - t0)
+    await srv.log_turn(kind, rid, messages, texts, tokens, finishes, req, time.perf_counter() - t0, len(prompt))
     choices = []
     for i, (text, got, finish) in enumerate(zip(texts, tokens, finishes, strict=True)):
         want_logprobs = samplings[i].logprobs is not None
@@ -650,6 +665,8 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     completion = 0
     replies = [""] * len(samplings)
+    got: list[list[Token]] = [[] for _ in samplings]
+    finishes = ["content_filter" if blocked else "stop"] * len(samplings)
     if kind == "chat":
         for i in range(len(samplings)):
             yield chunk([choice(i, "", None, role=True)])
@@ -684,6 +701,7 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
                 i, piece, token, reason = item  # type: ignore[misc]
                 if token is not None:
                     completion += 1
+                    got[i].append(token)
                 replies[i] += piece
                 if reason is not None and srv.guard.check_output(replies[i]):
                     srv.metrics.blocked.labels("output", "toxic").inc()
@@ -692,6 +710,7 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
                     yield chunk([choice(i, piece, None, token)])
                 if reason is not None:
                     yield chunk([choice(i, None if kind == "chat" else "", reason)])
+                    finishes[i] = reason
                     open_choices -= 1
         finally:
             for t in tasks:
@@ -699,7 +718,7 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
     usage = {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion}
     if include_usage:
         yield chunk([], usage)
-    srv.log_turn(kind, rid, messages, replies, usage, time.perf_counter() - t0)
+    await srv.log_turn(kind, rid, messages, replies, got, finishes, req, time.perf_counter() - t0, len(prompt))
     yield "[DONE]"
 
 

@@ -34,8 +34,8 @@ class ServeConfig:
     max_batch: int = opt(16, "sequences generated together (continuous batching)", ge=1, le=512)
     queue: int = opt(64, "requests that may wait for a slot; more get 429 with Retry-After", ge=0)
     safety: bool = opt(True, "refuse requests and replies that trip the harm and prompt-injection filters")
-    log_conversations: str = opt("", "append every turn (PII anonymized first) to this JSONL file (opt-in)")
-    feedback_log: str = opt("feedback.jsonl", "where ratings from POST /v1/feedback go (JSONL, PII anonymized first)")
+    store: str = opt("feedback.db", "the feedback store: a SQLite file or a database URL (postgresql://...); ratings from POST /v1/feedback go there, PII anonymized first")
+    log_conversations: bool = opt(False, "also store every turn (prompt, reply, model, latency, token logprob and entropy; PII anonymized first) in the feedback store (opt-in)")
     dtype: str = opt("auto", "weights: auto (bfloat16 where faster: never on this CPU yet), float32, bfloat16")
     limits: Limits = opt(default_factory=Limits)
 

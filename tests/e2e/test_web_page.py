@@ -21,6 +21,7 @@ import torch
 from serve_helpers import serving, tiny_model_dir
 
 from chatforge.checkpoint import load_model_dir, save_model_dir
+from chatforge.feedback.store import FeedbackStore
 from chatforge.serve.config import Limits
 from chatforge.tokenizer import SPECIAL_TOKENS
 
@@ -143,8 +144,8 @@ def _screenshot(page, path: Path) -> None:
 
 
 def test_chat_stream_feedback_and_probabilities(browser, model_dir, tmp_path):
-    feedback = tmp_path / "feedback.jsonl"
-    with serving(model_dir, feedback_log=str(feedback)) as (base, app), talking(app), _page(browser, base) as page:
+    db = tmp_path / "feedback.db"
+    with serving(model_dir, store=str(db)) as (base, app), talking(app), _page(browser, base) as page:
         page.wait_for_selector("#model-name:has-text('tiny')")
         _settings(page, "0", "20")
         page.fill("#input", "first line")
@@ -169,13 +170,13 @@ def test_chat_stream_feedback_and_probabilities(browser, model_dir, tmp_path):
         page.wait_for_selector(".msg.assistant .status:has-text('Copied')")
         assert page.evaluate("navigator.clipboard.readText()") == want
 
-        # Thumbs down with a comment reaches the server's feedback log.
+        # Thumbs down with a comment reaches the server's feedback store.
         page.click(".msg.assistant [aria-label='Bad reply']")
         page.fill(".msg.assistant .feedback textarea", "Too vague: where is it?")
         page.click(".msg.assistant .feedback button[type=submit]")
         page.wait_for_selector(".msg.assistant .status:has-text('Feedback recorded')")
-        (record,) = [json.loads(line) for line in feedback.read_text().splitlines()]
-        assert record["rating"] == "down" and record["completion_id"] == reply["id"]
+        (record,) = FeedbackStore.open(db).ratings()
+        assert record["thumb"] == -1 and record["turn_id"] == reply["id"]
         assert record["comment"] == "Too vague: where is it?" and record["reply"] == want
         assert record["messages"] == [{"role": "user", "content": QUESTION}]
         assert page.get_attribute(".msg.assistant [aria-label='Bad reply']", "aria-pressed") == "true"

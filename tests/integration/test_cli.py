@@ -33,7 +33,7 @@ def test_help_lists_the_lifecycle_that_exists():
         assert sub in data
     # stages not built yet are absent, not stubs
     listed = {line.split()[0] for line in out.split("commands:", 1)[1].splitlines() if line.startswith("    ") and line.split()}
-    assert {"eval", "serve"} <= listed and not listed & {"import", "export"}
+    assert {"eval", "serve", "feedback"} <= listed and not listed & {"import", "export"}
 
 
 COMMON = ["--config", "--quiet", "--seed", "-q"]
@@ -212,13 +212,16 @@ SURFACE = {
     ),
     "runs list": (["roots"], ["--sort"]),
     "runs compare": (["runs"], []),
+    "feedback stats": ([], ["--by", "--out", "--period", "--since", "--store"]),
+    "feedback export": ([], ["--format", "--no-overwrite", "--out", "--overwrite", "--since", "--store"]),
+    "feedback import": (["files"], ["--store"]),
     "serve": (
         [],
         [
-            "--api-key", "--api-keys-file", "--dtype", "--feedback-log", "--host", "--limits.max-body-bytes",
+            "--api-key", "--api-keys-file", "--dtype", "--host", "--limits.max-body-bytes",
             "--limits.max-message-chars", "--limits.max-messages", "--limits.max-n", "--limits.max-stop",
             "--limits.max-tokens", "--limits.timeout", "--log-conversations", "--max-batch", "--model",
-            "--model-name", "--no-safety", "--port", "--queue", "--safety",
+            "--model-name", "--no-log-conversations", "--no-safety", "--port", "--queue", "--safety", "--store",
         ],
     ),
     "quickstart": (

@@ -1,0 +1,1 @@
+"""Feedback: the store of rated conversations, curation, and learning from them."""

@@ -1,0 +1,115 @@
+"""The feedback store behind a real server and the `chatforge feedback` commands: ratings
+acknowledged before a kill -9 are all in the store; import is all or nothing; export gives
+datasets the training stages read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_helpers import free_port, tiny_model_dir, wait_until_up
+from test_cli import EXE, cf  # same directory: pytest puts it on sys.path
+
+from chatforge.data.dataset import open_dataset
+from chatforge.feedback.store import FeedbackStore
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return tiny_model_dir(tmp_path_factory.mktemp("fb"))
+
+
+def test_every_acknowledged_rating_survives_a_kill_9(model_dir, tmp_path):
+    db = tmp_path / "fb.db"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([EXE, "serve", "--model", str(model_dir), "--port", str(port), "--store", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def rate(worker: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            i = 0
+            while not stop.is_set():
+                cid = f"chatcmpl-w{worker}-{i}"
+                i += 1
+                try:
+                    r = http.post(base + "/v1/feedback", json={"completion_id": cid, "rating": "down" if i % 2 else "up", "comment": f"rating {i}"})
+                except httpx.TransportError:
+                    continue  # not up yet, or killed: not acknowledged
+                if r.status_code == 200:
+                    with lock:
+                        acked.append(cid)
+
+    try:
+        wait_until_up(base)
+        threads = [threading.Thread(target=rate, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acked) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # while the clients are still sending
+        proc.wait(timeout=10)
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert len(acked) >= 150
+    stored = {r["turn_id"] for r in FeedbackStore.open(db).ratings()}
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged ratings lost: {sorted(missing)[:5]}"
+
+
+def test_import_is_all_or_nothing_and_export_feeds_training(tmp_path):
+    db = tmp_path / "fb.db"
+    turns = tmp_path / "turns.jsonl"
+    ratings = tmp_path / "feedback.jsonl"
+    # The JSONL logs chatforge serve wrote before the store existed.
+    turns.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"time": 1.0, "id": "chatcmpl-1", "kind": "chat", "model": "v1", "messages": [{"role": "user", "content": "Where is my order 4411?"}], "replies": ["No idea."], "usage": {"prompt_tokens": 9}, "seconds": 0.3},
+                {"time": 2.0, "id": "chatcmpl-2", "kind": "chat", "model": "v1", "messages": [{"role": "user", "content": "Where is my order 4411?"}], "replies": ["It ships tomorrow."], "seconds": 0.2},
+            ]
+        )
+        + "\n"
+    )
+    good = [
+        {"time": 3.0, "completion_id": "chatcmpl-1", "model": "v1", "rating": "down", "corrected": "It left our warehouse today."},
+        {"time": 4.0, "completion_id": "chatcmpl-2", "model": "v1", "rating": 5},
+    ]
+    ratings.write_text("\n".join(json.dumps(r) for r in good) + '\n{"completion_id": "chatcmpl-3", "rating": 9}\n')
+    bad = cf("feedback", "import", str(turns), str(ratings), "--store", str(db), check=False)
+    assert bad.returncode != 0 and f"{ratings}:3" in bad.stderr and "score" in bad.stderr
+    assert FeedbackStore.open(db).counts() == {"turns": 0, "ratings": 0, "ab_assignments": 0}  # nothing half-imported
+    ratings.write_text("\n".join(json.dumps(r) for r in good) + "\n")
+    cf("feedback", "import", str(turns), str(ratings), "--store", str(db))
+    assert FeedbackStore.open(db).counts() == {"turns": 2, "ratings": 2, "ab_assignments": 0}
+
+    cf("feedback", "export", "--store", str(db), "--format", "sft", "--out", str(tmp_path / "sft"))
+    sft = open_dataset(tmp_path / "sft")
+    assert sft.kind == "conversations" and sorted(r["messages"][-1]["content"] for r in sft) == ["It left our warehouse today.", "It ships tomorrow."]
+    cf("feedback", "export", "--store", str(db), "--format", "dpo", "--out", str(tmp_path / "dpo"))
+    pairs = {(r["chosen"], r["rejected"]) for r in open_dataset(tmp_path / "dpo")}
+    assert pairs == {("It left our warehouse today.", "No idea."), ("It ships tomorrow.", "No idea.")}
+    again = cf("feedback", "export", "--store", str(db), "--format", "dpo", "--out", str(tmp_path / "dpo"), check=False)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    cf("feedback", "export", "--store", str(db), "--format", "jsonl", "--out", str(tmp_path / "all.jsonl"))
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 2
+    out = cf("feedback", "stats", "--store", str(db), "--period", "all", "--out", str(tmp_path / "stats.json"))
+    assert "2 turns, 2 ratings" in out.stdout
+    (row,) = json.loads((tmp_path / "stats.json").read_text())["rows"]
+    assert (row["model"], row["turns"], row["ratings"], row["down"], row["mean_score"]) == ("v1", 2, 2, 1, 5)
