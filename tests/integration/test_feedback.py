@@ -26,16 +26,19 @@ def model_dir(tmp_path_factory) -> Path:
     return tiny_model_dir(tmp_path_factory.mktemp("fb"))
 
 
-def test_every_acknowledged_rating_survives_a_kill_9(model_dir, tmp_path):
-    db = tmp_path / "fb.db"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([EXE, "serve", "--model", str(model_dir), "--port", str(port), "--store", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_every_acknowledged_rating_survives_a_kill_9(model_dir, tmp_path, db, request):
+    """Clients rate replies as fast as they can; the server is killed -9 in the middle. With
+    PostgreSQL two servers share the store and one of them is killed while both write."""
+    store = request.getfixturevalue("postgres_url") if db == "postgres" else str(tmp_path / "fb.db")
+    ports = [free_port() for _ in range(2 if db == "postgres" else 1)]
+    procs = [subprocess.Popen([EXE, "serve", "--model", str(model_dir), "--port", str(p), "--store", store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in ports]
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
     def rate(worker: int) -> None:
+        base = f"http://127.0.0.1:{ports[worker % len(ports)]}"
         with httpx.Client(timeout=10) as http:
             i = 0
             while not stop.is_set():
@@ -44,32 +47,38 @@ def test_every_acknowledged_rating_survives_a_kill_9(model_dir, tmp_path):
                 try:
                     r = http.post(base + "/v1/feedback", json={"completion_id": cid, "rating": "down" if i % 2 else "up", "comment": f"rating {i}"})
                 except httpx.TransportError:
-                    continue  # not up yet, or killed: not acknowledged
+                    continue  # killed: not acknowledged
                 if r.status_code == 200:
                     with lock:
                         acked.append(cid)
 
+    threads = [threading.Thread(target=rate, args=(w,)) for w in range(4)]
     try:
-        wait_until_up(base)
-        threads = [threading.Thread(target=rate, args=(w,)) for w in range(4)]
+        for p in ports:
+            wait_until_up(f"http://127.0.0.1:{p}")
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
         while len(acked) < 150 and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)  # while the clients are still sending
-        proc.wait(timeout=10)
+        os.kill(procs[0].pid, signal.SIGKILL)  # while the clients are still sending
+        procs[0].wait(timeout=10)
+        time.sleep(0.5)  # the other server (PostgreSQL) goes on taking ratings
         stop.set()
         for t in threads:
             t.join(timeout=20)
     finally:
         stop.set()
-        if proc.poll() is None:
-            proc.kill()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     assert len(acked) >= 150
-    stored = {r["turn_id"] for r in FeedbackStore.open(db).ratings()}
-    missing = set(acked) - stored
+    stored = [r["turn_id"] for r in FeedbackStore.open(store).ratings()]
+    missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged ratings lost: {sorted(missing)[:5]}"
+    assert len(stored) == len(set(stored))  # and none stored twice
+    if db == "postgres":
+        assert {c.split("-")[1] for c in acked} == {"w0", "w1", "w2", "w3"}  # both servers took ratings
 
 
 def test_import_is_all_or_nothing_and_export_feeds_training(tmp_path):

@@ -55,8 +55,8 @@ def sweep(base: Path, out: Path, space_file: str, *extra: str, env: dict | None 
     return cf("sweep", "--stage", "sft", "--base", str(base / "base.yaml"), "--space", space_file, "--out", str(out), "-q", *extra, check=check, env=env)
 
 
-def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+def trials(out: Path, storage: str = "") -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=out.name, storage=storage or f"sqlite:///{out / 'study.db'}")
     return study.get_trials(deepcopy=False)
 
 
@@ -132,15 +132,19 @@ def test_an_interrupted_sweep_resumes_and_failed_trials_do_not_stop_it(base, tmp
     assert "batch-size: must be >= 1" in (failed[0].user_attrs.get("error") or "")
 
 
-def test_two_workers_share_one_study(base, tmp_path):
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_two_workers_share_one_study(base, tmp_path, db, request):
     out = tmp_path / "two"
+    storage = request.getfixturevalue("postgres_url") if db == "postgres" else ""
     sp = space(tmp_path / "s.yaml", {"train.optim.lr": {"type": "float", "low": 1e-3, "high": 3e-3}})
     args = ["sweep", "--stage", "sft", "--base", str(base / "base.yaml"), "--space", sp, "--out", str(out), "--trials", "4", "--pruner", "none", "-q"]
+    if storage:
+        args += ["--storage", storage]
     out.mkdir()
     procs = [subprocess.Popen([EXE, *args, "--seed", str(i)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
-    ts = trials(out)
+    ts = trials(out, storage)
     done = [t for t in ts if t.state == optuna.trial.TrialState.COMPLETE]
     assert 4 <= len(done) <= 5  # each worker stops once the study has 4; one may be finishing its own
     assert len({t.number for t in ts}) == len(ts)

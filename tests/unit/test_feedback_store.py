@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -33,14 +34,21 @@ def user(text):
     return [{"role": "user", "content": text}]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def where(request, tmp_path):
+    """The store's location: a SQLite file, or a fresh PostgreSQL database (skipped without a server)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "fb.db")
+    return request.getfixturevalue("postgres_url")
+
+
 def raw_bytes(db):
     """Everything SQLite has on disk for the store: the file and its write-ahead log."""
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
 
 
-def test_turns_and_ratings_round_trip_and_pii_never_reaches_the_disk(tmp_path):
-    db = tmp_path / "fb.db"
-    store = FeedbackStore.open(db)
+def test_turns_and_ratings_round_trip_and_pii_never_reaches_the_disk(where):
+    store = FeedbackStore.open(where)
     store.add_turn(Turn(id="c1", model="v1", messages=user(f"I'm at {CANARY_EMAIL}, call {CANARY_PHONE}"), reply=f"Noted, {CANARY_EMAIL}.", user="alice", intent="refund", latency=0.2, logprob_mean=-1.5, entropy_mean=float("nan")))
     store.add_turn(Turn(id="c1", model="v1", messages=user("again"), reply="duplicate id: ignored"))
     rid = store.add_rating(Rating(turn_id="c1", thumb=-1, comment=f"mail me at {CANARY_EMAIL}", corrected="We refund within 5 days.", user="alice"))
@@ -52,10 +60,16 @@ def test_turns_and_ratings_round_trip_and_pii_never_reaches_the_disk(tmp_path):
     assert r["model"] == "v1" and r["intent"] == "refund" and r["messages"] == t["messages"] and r["comment"] == "mail me at <EMAIL_1>"
     assert store.counts() == {"turns": 1, "ratings": 1, "ab_assignments": 0}
     store.close()
-    data = raw_bytes(db)
-    assert CANARY_EMAIL.encode() not in data and b"555 0199" not in data and b"alice" not in data
-    with sqlite3.connect(db) as c:
-        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if "://" not in where:
+        db = Path(where)
+        data = raw_bytes(db)
+        assert CANARY_EMAIL.encode() not in data and b"555 0199" not in data and b"alice" not in data
+        with sqlite3.connect(db) as c:
+            assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    else:
+        with sa.create_engine(where).connect() as c:  # every text column of every row
+            dump = json.dumps([list(r) for t in ("turns", "ratings") for r in c.exec_driver_sql(f"SELECT * FROM {t}")], default=str)
+        assert CANARY_EMAIL not in dump and "555 0199" not in dump and "alice" not in dump
 
 
 def test_a_rating_needs_a_thumb_or_a_score(tmp_path):
@@ -66,8 +80,8 @@ def test_a_rating_needs_a_thumb_or_a_score(tmp_path):
     assert store.counts()["ratings"] == 0
 
 
-def test_a_store_of_the_previous_schema_upgrades_without_losing_feedback(tmp_path):
-    db = tmp_path / "old.db"
+def test_a_store_of_the_previous_schema_upgrades_without_losing_feedback(where):
+    db = where
     engine = sa.create_engine(store_url(db))
     assert upgrade(engine, target=1) == 1  # what chatforge's first store created
     with engine.begin() as c:
@@ -84,17 +98,17 @@ def test_a_store_of_the_previous_schema_upgrades_without_losing_feedback(tmp_pat
     assert version_of(store.engine) == 2
 
 
-def test_a_store_from_a_newer_chatforge_is_refused(tmp_path):
-    db = tmp_path / "new.db"
+def test_a_store_from_a_newer_chatforge_is_refused(where):
+    db = where
     FeedbackStore.open(db).close()
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE schema_version SET version = 99")
+    with sa.create_engine(store_url(db)).begin() as c:
+        c.exec_driver_sql("UPDATE schema_version SET version = 99")
     with pytest.raises(UserError, match="schema version 99"):
         FeedbackStore.open(db)
 
 
-def test_ab_assignment_is_sticky_and_follows_the_split(tmp_path):
-    store = FeedbackStore.open(tmp_path / "ab.db")
+def test_ab_assignment_is_sticky_and_follows_the_split(where):
+    store = FeedbackStore.open(where)
     split = {"A": 0.9, "B": 0.1}
     got = [pick_variant(hash_user(f"user-{i}") or "", "exp1", split) for i in range(10_000)]
     assert abs(got.count("B") / len(got) - 0.1) <= 0.015
