@@ -216,6 +216,21 @@ def _feedback_import() -> tuple[type, Callable[[Any, UI], Any]]:
     return commands.FeedbackImportConfig, commands.import_main
 
 
+def _models(action: str) -> Callable[[], tuple[type, Callable[[Any, UI], Any]]]:
+    def load() -> tuple[type, Callable[[Any, UI], Any]]:
+        from chatforge import registry as r
+
+        return {
+            "list": (r.ModelsListConfig, r.list_main),
+            "show": (r.ModelsShowConfig, r.show_main),
+            "promote": (r.ModelsChangeConfig, r.change_main("promote")),
+            "archive": (r.ModelsChangeConfig, r.change_main("archive")),
+            "rollback": (r.ModelsRollbackConfig, r.rollback_main),
+        }[action]
+
+    return load
+
+
 def _runs_list() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import runs
 
@@ -273,6 +288,11 @@ COMMANDS = [
     Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
     Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
     Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
+    Command("models list", "the versions in a model registry: stage, parent, eval figures", _models("list")),
+    Command("models show", "one registered version: lineage, eval results, files", _models("show")),
+    Command("models promote", "make a version production (a server on the registry switches to it)", _models("promote")),
+    Command("models rollback", "serve the version that served before", _models("rollback")),
+    Command("models archive", "retire a version (kept for lineage, never served)", _models("archive")),
     Command("quickstart", "run the whole lifecycle on the built-in data", _quickstart),
 ]
 
@@ -298,6 +318,7 @@ the lifecycle, in order:
   chat                        talk to a model in the terminal
   serve                       an OpenAI-compatible API and a web chat page
   feedback stats | export     what users rated; corrected and liked replies as training data
+  models list | promote ...   the model registry: versions, lineage, production and rollback
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

@@ -215,6 +215,11 @@ SURFACE = {
     "feedback stats": ([], ["--by", "--out", "--period", "--since", "--store"]),
     "feedback export": ([], ["--format", "--no-overwrite", "--out", "--overwrite", "--since", "--store"]),
     "feedback import": (["files"], ["--store"]),
+    "models list": ([], ["--registry"]),
+    "models show": (["ref"], ["--registry"]),
+    "models promote": (["ref"], ["--registry"]),
+    "models archive": (["ref"], ["--registry"]),
+    "models rollback": ([], ["--registry"]),
     "serve": (
         [],
         [
