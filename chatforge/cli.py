@@ -231,6 +231,12 @@ def _models(action: str) -> Callable[[], tuple[type, Callable[[Any, UI], Any]]]:
     return load
 
 
+def _learn() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import learn
+
+    return learn.LearnConfig, learn.main
+
+
 def _runs_list() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import runs
 
@@ -288,6 +294,7 @@ COMMANDS = [
     Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
     Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
     Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
+    Command("learn", "fine-tune the served model on curated feedback; register it if it passes the eval gate", _learn),
     Command("models list", "the versions in a model registry: stage, parent, eval figures", _models("list")),
     Command("models show", "one registered version: lineage, eval results, files", _models("show")),
     Command("models promote", "make a version production (a server on the registry switches to it)", _models("promote")),
@@ -319,6 +326,7 @@ the lifecycle, in order:
   serve                       an OpenAI-compatible API and a web chat page
   feedback stats | export     what users rated; corrected and liked replies as training data
   models list | promote ...   the model registry: versions, lineage, production and rollback
+  learn                       fine-tune on users' feedback behind an eval gate; register the result
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

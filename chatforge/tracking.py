@@ -271,11 +271,12 @@ def finish(run_dir: Path, summary: dict[str, Any], *, artifacts: tuple[str, ...]
             client.log_artifact(run_id, str(p))
 
 
-def log_results(name: str, results: dict[str, Any], files: tuple[Path, ...] = ()) -> str | None:
-    """A one-shot MLflow run (an eval): its config as params, its numbers as metrics; the run id."""
+def log_results(name: str, results: dict[str, Any], files: tuple[Path, ...] = (), *, stage: str = "eval") -> str | None:
+    """A one-shot MLflow run (an eval, a learning round): its config as params, its numbers as
+    metrics; the run id."""
     if not mlflow_uri():
         return None
-    tags = {"stage": "eval"}
+    tags = {"stage": stage}
     if (results.get("model") or {}).get("hash"):
         tags["lineage.model"] = results["model"]["hash"]
     if (results.get("data") or {}).get("content_hash"):

@@ -32,7 +32,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,19 @@ def generate(
     test = _make_test(stream("test"), test_conversations, seen, heldout=False)
     heldout = _make_test(stream("test_heldout"), heldout_conversations, seen, heldout=True)
     return SupportWorld(kb, convs, prefs, test, heldout, pii)
+
+
+def live_users(seed: int, n: int, exclude: Iterable[Row] = (), *, stream: str = "users") -> list[Row]:
+    """Conversations like the test split's (the facts a right answer states are in `meta`),
+    for simulated users to bring to a served model; drawn from a stream of their own, and
+    none repeats a prompt of `exclude` (pass the training and test splits)."""
+    seen = {_user_key(r["messages"]) for r in exclude}
+    rows = _make_test(random.Random(f"chatforge-synth/{seed}/{stream}"), n, seen, heldout=False)
+    for r in rows:
+        r["id"] = r["id"].replace("test-", f"{stream}-", 1)
+        r["source"] = f"synth/{stream}"
+        r["meta"]["split"] = stream
+    return rows
 
 
 # --------------------------------------------------------------------------- scenes
