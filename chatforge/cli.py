@@ -231,6 +231,12 @@ def _models(action: str) -> Callable[[], tuple[type, Callable[[Any, UI], Any]]]:
     return load
 
 
+def _feedback_review() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import commands
+
+    return commands.FeedbackReviewConfig, commands.review_main
+
+
 def _learn() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge.feedback import learn
 
@@ -293,6 +299,7 @@ COMMANDS = [
     Command("serve", "an OpenAI-compatible API and a web chat page (continuous batching, limits, metrics)", _serve),
     Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
     Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
+    Command("feedback review", "the replies the model was least sure of, as a CSV for a person to correct; --read takes it back", _feedback_review),
     Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
     Command("learn", "fine-tune the served model on curated feedback; register it if it passes the eval gate", _learn),
     Command("models list", "the versions in a model registry: stage, parent, eval figures", _models("list")),

@@ -241,3 +241,94 @@ def import_main(cfg: FeedbackImportConfig, ui: UI = QUIET) -> dict[str, Any]:
     store.add_many(turns, ratings)
     ui.note(f"imported {len(turns)} turns and {len(ratings)} ratings into {cfg.store}")
     return {"turns": len(turns), "ratings": len(ratings)}
+
+
+@dataclass
+class FeedbackReviewConfig:
+    """`chatforge feedback review`: the replies the model was least sure of, as a CSV for a person to correct (and read back with --read)."""
+
+    store: str = opt("feedback.db", STORE_HELP)
+    out: str = opt("review.csv", "the sheet to write")
+    read: str = opt("", "read a filled-in sheet back instead: its corrections and ratings go into the store")
+    n: int = opt(50, "replies to put on the sheet", ge=1)
+    by: Literal["entropy", "logprob"] = opt("entropy", "uncertainty: the highest mean token entropy, or the lowest mean token log probability")
+    since: str = opt("", "only turns from this date on (YYYY-MM-DD, UTC)")
+    overwrite: bool = opt(False, "replace an existing sheet")
+
+
+REVIEW_COLUMNS = ["turn_id", "model", "intent", "uncertainty", "conversation", "reply", "corrected", "rating"]
+
+
+def review_rows(store: Any, n: int, by: str = "entropy", since: float = 0.0) -> list[dict[str, Any]]:
+    """The `n` most uncertain stored turns that nobody has corrected yet (active learning:
+    a person's time goes where the model knows least)."""
+    corrected = {r["turn_id"] for r in store.ratings() if r.get("corrected")}
+    scored = []
+    for t in store.turns(since):
+        if t["id"] in corrected or t.get("finish_reason") == "content_filter":
+            continue
+        value = t.get("entropy_mean") if by == "entropy" else t.get("logprob_mean")
+        if value is None:
+            continue
+        scored.append((value if by == "entropy" else -value, t))
+    scored.sort(key=lambda x: (-x[0], x[1]["id"]))
+    return [
+        {
+            "turn_id": t["id"],
+            "model": t["model"],
+            "intent": t.get("intent") or "",
+            "uncertainty": f"{u:.4f}",
+            "conversation": "\n".join(f"{m['role']}: {m['content']}" for m in t["messages"]),
+            "reply": t["reply"],
+            "corrected": "",
+            "rating": "",
+        }
+        for u, t in scored[:n]
+    ]
+
+
+def review_main(cfg: FeedbackReviewConfig, ui: UI = QUIET) -> dict[str, Any]:
+    import csv
+    import io
+
+    from chatforge.feedback.store import Rating
+
+    store = _open(cfg.store)
+    if not cfg.read:
+        rows = review_rows(store, cfg.n, cfg.by, _since(cfg.since))
+        out = Path(cfg.out)
+        if out.exists() and not cfg.overwrite:
+            raise UserError(f"{out} exists; pass --overwrite to replace it")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=REVIEW_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out, buf.getvalue())
+        ui.note(f"{len(rows)} replies to review -> {out} (fill in `corrected` and/or `rating` (up, down, 1-5), then: chatforge feedback review --read {out})")
+        return {"rows": len(rows), "out": str(out)}
+    try:
+        text = Path(cfg.read).read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise UserError(f"{cfg.read}: {e.strerror or e}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"turn_id", "corrected", "rating"} - set(reader.fieldnames or [])
+    if missing:
+        raise UserError(f"{cfg.read}: missing column(s) {', '.join(sorted(missing))}")
+    ratings: list[Rating] = []
+    for n, row in enumerate(reader, 2):  # line 1 is the header
+        corrected, value = (row.get("corrected") or "").strip(), (row.get("rating") or "").strip().lower()
+        if not corrected and not value:
+            continue
+        thumb = score = None
+        if value in ("up", "down", "+1", "-1"):
+            thumb = 1 if value in ("up", "+1") else -1
+        elif value:
+            if not value.isdigit() or not 1 <= int(value) <= 5:
+                raise UserError(f"{cfg.read}:{n}: rating {value!r}; expected up, down or 1-5")
+            score = int(value)
+        elif corrected:
+            thumb = -1  # a correction says the reply was not right
+        ratings.append(Rating(turn_id=row["turn_id"], thumb=thumb, score=score, corrected=corrected or None, comment="review"))
+    store.add_many([], ratings)
+    ui.note(f"{len(ratings)} reviewed replies -> {cfg.store}")
+    return {"ratings": len(ratings)}

@@ -215,6 +215,7 @@ SURFACE = {
     "feedback stats": ([], ["--by", "--out", "--period", "--since", "--store"]),
     "feedback export": ([], ["--format", "--no-overwrite", "--out", "--overwrite", "--since", "--store"]),
     "feedback import": (["files"], ["--store"]),
+    "feedback review": ([], ["--by", "--n", "--no-overwrite", "--out", "--overwrite", "--read", "--since", "--store"]),
     "learn": (
         [],
         [

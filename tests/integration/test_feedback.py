@@ -122,3 +122,37 @@ def test_import_is_all_or_nothing_and_export_feeds_training(tmp_path):
     assert "2 turns, 2 ratings" in out.stdout
     (row,) = json.loads((tmp_path / "stats.json").read_text())["rows"]
     assert (row["model"], row["turns"], row["ratings"], row["down"], row["mean_score"]) == ("v1", 2, 2, 1, 5)
+
+
+def test_review_sheet_of_the_least_certain_replies_and_back(tmp_path):
+    import csv
+
+    from chatforge.feedback.store import Rating, Turn
+
+    db = tmp_path / "fb.db"
+    store = FeedbackStore.open(db)
+    for i, entropy in enumerate([0.5, 3.0, 1.5, 2.5, None]):
+        store.add_turn(Turn(id=f"t{i}", model="v1", messages=[{"role": "user", "content": f"question {i}"}], reply=f"answer {i}", entropy_mean=entropy, logprob_mean=None if entropy is None else -entropy))
+    store.add_rating(Rating("t3", thumb=-1, corrected="already fixed"))  # corrected already: not asked again
+    sheet = tmp_path / "review.csv"
+    cf("feedback", "review", "--store", str(db), "--out", str(sheet), "--n", "2")
+    rows = list(csv.DictReader(sheet.open()))
+    assert [r["turn_id"] for r in rows] == ["t1", "t2"]  # the most uncertain first
+    assert rows[0]["conversation"] == "user: question 1" and rows[0]["reply"] == "answer 1"
+    rows[0]["corrected"] = "The right answer."
+    rows[1]["rating"] = "4"
+    with sheet.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    cf("feedback", "review", "--store", str(db), "--read", str(sheet))
+    got = {r["turn_id"]: r for r in FeedbackStore.open(db).ratings() if r["comment"] == "review"}
+    assert got["t1"]["thumb"] == -1 and got["t1"]["corrected"] == "The right answer." and got["t2"]["score"] == 4
+    rows[1]["rating"] = "7"
+    with sheet.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    bad = cf("feedback", "review", "--store", str(db), "--read", str(sheet), check=False)
+    assert bad.returncode == 2 and f"{sheet}:3: rating '7'" in bad.stderr
+    assert len([r for r in FeedbackStore.open(db).ratings() if r["comment"] == "review"]) == 2  # nothing half-read
