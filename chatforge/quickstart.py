@@ -89,6 +89,7 @@ class QuickstartConfig:
     dpo: TrainConfig = opt(default_factory=tiny_dpo)
     eval: EvalBudget = opt(default_factory=EvalBudget)
     sweep: int = opt(0, "run a small hyperparameter sweep (this many SFT trials: learning rate, dropout) before the final SFT; 0 = off", ge=0)
+    simulate_users: int = opt(0, "close the learning loop: this many simulated users chat with the served model and rate it, then `learn` fine-tunes on their feedback behind the eval gate (0 = off)", ge=0)
     mlflow: bool = opt(True, "record every stage in MLflow, in WORKDIR/mlflow.db (unless MLFLOW_TRACKING_URI says otherwise)")
 
 
@@ -231,10 +232,23 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         written.append(("eval results (metrics, probes, hashes)", str(dpo_dir / "eval.json")))
         return out
 
+    learn_dir = work / "runs" / "learn"
+
+    def do_learn() -> Any:
+        from chatforge.feedback.loop import LoopConfig, run_loop
+
+        lc = LoopConfig(work=str(work), model=str(dpo_dir / "model"), test_data=str(world_dir / "test"), train_data=[str(splits_dir / "train")], users=cfg.simulate_users, seed=cfg.seed)
+        out = run_loop(lc, ui)
+        written.append(("feedback store (turns and ratings of the simulated users)", str(work / "feedback.db")))
+        written.append(("learning round (learn.json: curated feedback, the gate, the decision)", str(learn_dir)))
+        written.append(("model registry (chatforge models list --registry ...)", str(work / "registry")))
+        return out
+
     def do_report() -> Any:
         from chatforge.eval import report
 
-        out = report.main(report.ReportConfig(runs=[str(pretrain_dir), str(sft_dir), str(dpo_dir)], out=str(work / "report.html")), ui)
+        runs = [str(pretrain_dir), str(sft_dir), str(dpo_dir)] + ([str(learn_dir)] if cfg.simulate_users else [])
+        out = report.main(report.ReportConfig(runs=runs, out=str(work / "report.html")), ui)
         written.append(("report card (open in a browser; report.md beside it)", str(out)))
         return str(out)
 
@@ -250,6 +264,7 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ("dpo", "prefer the good answers of the preference pairs over the flawed ones", do_dpo),
         ("sample", "the model answers a test conversation it never saw", do_sample),
         ("eval", "measure it on the test split: BLEU/ROUGE/F1, task success, safety and bias probes", do_eval),
+        *([("learn", f"{cfg.simulate_users} simulated users rate the served model; learn from their feedback behind the eval gate", do_learn)] if cfg.simulate_users else []),
         ("report", "a report card of the runs: curves, lineage, eval results", do_report),
     ]
     t0 = time.time()
@@ -270,7 +285,8 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
         ui.out.print(table)
         if cfg.mlflow:
             ui.out.print(Text.assemble("every stage is in MLflow: ", (f"mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}", "bold")))
-        ui.out.print(Text.assemble("serve it (OpenAI-compatible API and a chat page at http://127.0.0.1:8000/): ", (f"chatforge serve --model {dpo_dir / 'model'}", "bold")))
+        served = f"--registry {work / 'registry'}" if cfg.simulate_users else f"--model {dpo_dir / 'model'}"
+        ui.out.print(Text.assemble("serve it (OpenAI-compatible API and a chat page at http://127.0.0.1:8000/): ", (f"chatforge serve {served}", "bold")))
     return results
 
 

@@ -207,6 +207,16 @@ def _run_blocks(r: Run, level: int) -> list[tuple[Any, ...]]:
             plot = r.path / f"sweep_{name}.png"
             if plot.is_file():
                 b.append(("img", f"{r.name}_sweep_{name}.png", plot.read_bytes(), f"sweep {name}"))
+    learned = _read_json(r.path / "learn.json")
+    if learned:
+        b += [("h", level + 1, "Learning from feedback")]
+        fb = learned.get("feedback") or {}
+        b.append(("p", f"Base {learned['base']['version']}; {fb.get('ratings', 0)} ratings curated into {fb.get('sft_rows', 0)} SFT rows (+{fb.get('sft_heldout', 0)} held out) and {fb.get('dpo_pairs', 0)} DPO pairs; dropped: {fb.get('dropped')}."))
+        if learned.get("gate"):
+            rows = [[c["check"], f"{c['base']:.4f}", f"{c['candidate']:.4f}", c["limit"], "pass" if c["passed"] else "FAIL"] for c in learned["gate"]]
+            b.append(("table", ["gate check", "base", "candidate", "limit", "result"], rows))
+        verdict = {"registered": f"registered as {learned.get('version')}" + (" and promoted to production" if learned.get("promoted") else " (candidate)"), "rejected": f"rejected: {learned.get('reason')}", "skipped": f"skipped: {learned.get('reason')}"}
+        b.append(("p", "Decision: " + verdict.get(learned.get("decision", ""), str(learned.get("decision"))) + "."))
     if r.config:
         b += [("h", level + 1, "Config"), ("pre", json.dumps(r.config, indent=2, ensure_ascii=False))]
     return b

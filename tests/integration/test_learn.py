@@ -70,6 +70,9 @@ def test_learn_registers_a_candidate_that_passes_the_gate(setup, tmp_path):
     assert v2["version"] == "v2" and v2["parent"] == "v1" and v2["evals"]["task_success"] == cand["task_success"]
     assert v2["lineage"]["datasets"]["feedback-sft"] == open_dataset(out / "data" / "feedback-sft").content_hash
     assert v2["lineage"]["train_data"][str(setup["root"] / "train")] == open_dataset(setup["root"] / "train").content_hash
+    cf("report", str(out), "--out", str(tmp_path / "report.html"))
+    md = (tmp_path / "report.md").read_text()
+    assert "Learning from feedback" in md and "registered as v2 and promoted to production" in md and "feedback_perplexity" in md
     # the curated rows are the users' corrections, never a test conversation
     test_prompts = {_user_key(r["messages"]) for r in open_dataset(setup["root"] / "test")}
     learned = list(open_dataset(out / "data" / "feedback-sft"))
