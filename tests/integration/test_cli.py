@@ -223,10 +223,11 @@ SURFACE = {
     "serve": (
         [],
         [
-            "--api-key", "--api-keys-file", "--dtype", "--host", "--limits.max-body-bytes",
+            "--ab", "--ab-experiment", "--api-key", "--api-keys-file", "--dtype", "--host", "--limits.max-body-bytes",
             "--limits.max-message-chars", "--limits.max-messages", "--limits.max-n", "--limits.max-stop",
             "--limits.max-tokens", "--limits.timeout", "--log-conversations", "--max-batch", "--model",
-            "--model-name", "--no-log-conversations", "--no-safety", "--port", "--queue", "--safety", "--store",
+            "--model-name", "--no-log-conversations", "--no-safety", "--port", "--queue", "--registry",
+            "--reload-interval", "--safety", "--store",
         ],
     ),
     "quickstart": (
