@@ -216,6 +216,12 @@ def _feedback_import() -> tuple[type, Callable[[Any, UI], Any]]:
     return commands.FeedbackImportConfig, commands.import_main
 
 
+def _ab_report() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import abtest
+
+    return abtest.ABReportConfig, abtest.main
+
+
 def _models(action: str) -> Callable[[], tuple[type, Callable[[Any, UI], Any]]]:
     def load() -> tuple[type, Callable[[Any, UI], Any]]:
         from chatforge import registry as r
@@ -288,6 +294,7 @@ COMMANDS = [
     Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
     Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
     Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
+    Command("ab report", "an A/B test's variants side by side: thumbs-up rates, z-test, Bayesian posterior, a recommendation", _ab_report),
     Command("models list", "the versions in a model registry: stage, parent, eval figures", _models("list")),
     Command("models show", "one registered version: lineage, eval results, files", _models("show")),
     Command("models promote", "make a version production (a server on the registry switches to it)", _models("promote")),
@@ -319,6 +326,7 @@ the lifecycle, in order:
   serve                       an OpenAI-compatible API and a web chat page
   feedback stats | export     what users rated; corrected and liked replies as training data
   models list | promote ...   the model registry: versions, lineage, production and rollback
+  ab report                   did the A/B test's candidate do better? (serve --registry --ab ...)
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

@@ -393,6 +393,7 @@ class Server:
                 id=rid if i == 0 else f"{rid}.{i}",
                 model=call.version,
                 variant=call.variant,
+                experiment=self.router.experiment if call.variant else None,
                 messages=messages,
                 reply=reply,
                 kind=kind,

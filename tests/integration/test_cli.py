@@ -215,6 +215,10 @@ SURFACE = {
     "feedback stats": ([], ["--by", "--out", "--period", "--since", "--store"]),
     "feedback export": ([], ["--format", "--no-overwrite", "--out", "--overwrite", "--since", "--store"]),
     "feedback import": (["files"], ["--store"]),
+    "ab report": (
+        [],
+        ["--alpha", "--auto-promote", "--control", "--experiment", "--min-ratings", "--no-auto-promote", "--out", "--registry", "--store", "--threshold", "--treatment"],
+    ),
     "models list": ([], ["--registry"]),
     "models show": (["ref"], ["--registry"]),
     "models promote": (["ref"], ["--registry"]),

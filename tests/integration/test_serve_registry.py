@@ -170,7 +170,7 @@ def test_ab_users_stick_to_their_variant_and_the_split_holds(models, want, tmp_p
     turns = list(store.turns())
     assert len(turns) == 86
     for t in turns:
-        assert t["model"] == version[t["variant"]]
+        assert t["model"] == version[t["variant"]] and t["experiment"] == "exp1"
     with_user = [t for t in turns if t["user"]]
     assert {t["user"]: t["variant"] for t in with_user} == {hash_user(u): {"v1": "A", "v2": "B"}[m[0]] for u, m in got.items()}
     assert store.counts()["ab_assignments"] == 40 + 2000
