@@ -219,6 +219,13 @@ SURFACE = {
         [],
         ["--alpha", "--auto-promote", "--control", "--experiment", "--min-ratings", "--no-auto-promote", "--out", "--registry", "--store", "--threshold", "--treatment"],
     ),
+    "monitor": (
+        [],
+        [
+            "--baseline-data", "--max-decline-rise", "--max-p95-rise", "--max-perplexity-rise", "--max-unknown-rise",
+            "--max-up-drop", "--min-ratings", "--min-turns", "--out", "--period", "--since", "--store",
+        ],
+    ),
     "models list": ([], ["--registry"]),
     "models show": (["ref"], ["--registry"]),
     "models promote": (["ref"], ["--registry"]),
