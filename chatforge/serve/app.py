@@ -551,7 +551,9 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
         from chatforge.feedback.store import Rating
 
         srv.authorize(request)
-        version, variant = srv.recent.get(req.completion_id) or (None, None)
+        # The version that wrote the rated reply: remembered for recent replies; else, on a
+        # server of one model dir, that model; else the store takes the stored turn's.
+        version, variant = srv.recent.get(req.completion_id) or (None if cfg.registry else srv.name, None)
         rating = Rating(
             turn_id=req.completion_id,
             thumb={"up": 1, "down": -1}.get(req.rating) if isinstance(req.rating, str) else None,

@@ -146,6 +146,9 @@ def test_ab_users_stick_to_their_variant_and_the_split_holds(models, want, tmp_p
                 assert r.choices[0].message.content == want[r.model]
                 got.setdefault(f"user-{i}", []).append(r.model)
         assert all(len(set(v)) == 1 for v in got.values())
+        # a rating is counted against the version and variant that wrote the reply
+        assert httpx.post(base + "/v1/feedback", json={"completion_id": r.id, "rating": "up"}).status_code == 200
+        rated = (r.model, {"v1": "A", "v2": "B"}[r.model])
         # requests without a user: a variant each, drawn per request, no assignment stored
         for _ in range(6):
             c.chat.completions.create(model="production", messages=MESSAGES, max_tokens=2)
@@ -177,6 +180,9 @@ def test_ab_users_stick_to_their_variant_and_the_split_holds(models, want, tmp_p
     for variant, v in version.items():
         n = sum(1 for t in turns if t["variant"] == variant)
         assert _metric(metrics, "chatforge_model_requests_total", model=v, variant=variant) == n
+        assert _metric(metrics, "chatforge_model_feedback_total", model=v, variant=variant, rating="up") == ((v, variant) == rated)
+    (rating,) = store.rated_turns()
+    assert (rating["model"], rating["variant"], rating["experiment"]) == (*rated, "exp1")
     print(f"\nA/B split: B share {share_b:.4f} of 2,000 simulated users (configured 0.2)")
 
 
