@@ -216,6 +216,18 @@ def _feedback_import() -> tuple[type, Callable[[Any, UI], Any]]:
     return commands.FeedbackImportConfig, commands.import_main
 
 
+def _ab_report() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import abtest
+
+    return abtest.ABReportConfig, abtest.main
+
+
+def _monitor() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.feedback import monitor
+
+    return monitor.MonitorConfig, monitor.main
+
+
 def _models(action: str) -> Callable[[], tuple[type, Callable[[Any, UI], Any]]]:
     def load() -> tuple[type, Callable[[Any, UI], Any]]:
         from chatforge import registry as r
@@ -302,6 +314,8 @@ COMMANDS = [
     Command("feedback review", "the replies the model was least sure of, as a CSV for a person to correct; --read takes it back", _feedback_review),
     Command("feedback import", "JSONL ratings and conversation logs into the feedback store", _feedback_import),
     Command("learn", "fine-tune the served model on curated feedback; register it if it passes the eval gate", _learn),
+    Command("ab report", "an A/B test's variants side by side: thumbs-up rates, z-test, Bayesian posterior, a recommendation", _ab_report),
+    Command("monitor", "feedback rates, latency, safety declines and input drift over time, regressions flagged", _monitor),
     Command("models list", "the versions in a model registry: stage, parent, eval figures", _models("list")),
     Command("models show", "one registered version: lineage, eval results, files", _models("show")),
     Command("models promote", "make a version production (a server on the registry switches to it)", _models("promote")),
@@ -334,6 +348,8 @@ the lifecycle, in order:
   feedback stats | export     what users rated; corrected and liked replies as training data
   models list | promote ...   the model registry: versions, lineage, production and rollback
   learn                       fine-tune on users' feedback behind an eval gate; register the result
+  ab report                   did the A/B test's candidate do better? (serve --registry --ab ...)
+  monitor                     the served assistant over time: ratings, latency, drift, regressions
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a

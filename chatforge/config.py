@@ -488,6 +488,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str
             *names,
             dest=dotted,
             nargs="+" if is_list else None,
+            action="extend" if is_list else "store",  # `--ab A=x:1 --ab B=y:1` is `--ab A=x:1 B=y:1`
             metavar=meta.get("metavar") or (type_name(tp) if choices else type_name(tp).upper().replace(" ", "_")),
             default=argparse.SUPPRESS,
             help=help_text,

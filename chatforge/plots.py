@@ -111,3 +111,36 @@ def bars_png(values: Mapping[str, Mapping[str, float]]) -> bytes | None:
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     return _png(fig)
+
+
+MONITOR_PANELS = (
+    ("thumbs-up rate", ("up_rate",), "thumbs-up rate"),
+    ("latency (s)", ("latency_p50", "latency_p95"), "latency p95"),
+    ("safety declines", ("decline_rate",), "safety declines"),
+    ("unknown-intent share", ("unknown_intent",), "unknown intents"),
+    ("input perplexity", ("input_perplexity",), "input perplexity"),
+    ("reply entropy (nats)", ("reply_entropy",), ""),
+)
+
+
+def monitor_png(periods: Sequence[Mapping[str, Any]], flags: Sequence[Mapping[str, Any]] = ()) -> bytes | None:
+    """`chatforge monitor`'s figures over its periods, one panel each; flagged periods marked with a red x."""
+    if not periods:
+        return None
+    labels = [str(p["period"]) for p in periods]
+    fig = _figure(11, 5.6)
+    axes = fig.subplots(2, 3)
+    for ax, (title, keys, figure) in zip(axes.flat, MONITOR_PANELS, strict=True):
+        for key in keys:
+            points = [(i, p[key]) for i, p in enumerate(periods) if p.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=key.replace("latency_", ""), linewidth=1.2, markersize=3)
+        bad = [(labels.index(str(f["period"])), f["value"]) for f in flags if f.get("figure") == figure and str(f["period"]) in labels]
+        if bad:
+            ax.plot(*zip(*bad, strict=True), "x", color="red", markersize=9, markeredgewidth=2, label="flagged")
+        if len(keys) > 1 or bad:
+            ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+        ax.grid(alpha=0.3)
+    return _png(fig)

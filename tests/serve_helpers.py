@@ -28,14 +28,16 @@ from chatforge.serve.config import Limits, ServeConfig
 from chatforge.tokenizer import Tokenizer, train_tokenizer
 
 
-def tiny_model_dir(root: Path) -> Path:
-    """A model dir under `root`: a BPE tokenizer trained on the support world and a random 2-layer GPT."""
-    w = synth.generate(2, conversations=150, test_conversations=1, heldout_conversations=1, kb_articles=10, preferences=1)
-    tok = train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")] + ["héllo wörld ✓ 日本語 🙂"] * 5, 500)
-    tok.save(root / "tok")
-    torch.manual_seed(0)
-    save_model_dir(root / "model", GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=128)), tokenizer_dir=root / "tok")
-    return root / "model"
+def tiny_model_dir(root: Path, *, seed: int = 0, name: str = "model") -> Path:
+    """A model dir `root/name`: a BPE tokenizer trained on the support world (once per `root`) and
+    a random 2-layer GPT drawn with `seed` (models of different seeds answer differently)."""
+    if not (root / "tok").is_dir():
+        w = synth.generate(2, conversations=150, test_conversations=1, heldout_conversations=1, kb_articles=10, preferences=1)
+        tok = train_tokenizer([t for r in w.conversations for t in row_texts(r, "conversations")] + ["héllo wörld ✓ 日本語 🙂"] * 5, 500)
+        tok.save(root / "tok")
+    torch.manual_seed(seed)
+    save_model_dir(root / name, GPT(ModelConfig(vocab_size=512, n_layer=2, n_embd=48, n_head=4, n_kv_head=2, block_size=128)), tokenizer_dir=root / "tok")
+    return root / name
 
 
 def make_engine(model_dir: Path, max_batch: int = 4) -> Engine:
@@ -43,15 +45,19 @@ def make_engine(model_dir: Path, max_batch: int = 4) -> Engine:
 
 
 @contextmanager
-def serving(model_dir: Path, **kw) -> Iterator[tuple[str, object]]:
+def serving(model_dir: Path | None, **kw) -> Iterator[tuple[str, object]]:
     """A real uvicorn server on a free loopback port, in a thread; yields (base URL, app).
     `kw` are ServeConfig fields; the feedback store is a temporary SQLite file unless `store`
-    says where (ServeConfig's default is ./feedback.db, outside any tmp dir)."""
+    says where (ServeConfig's default is ./feedback.db, outside any tmp dir). Without a model
+    dir the app loads what `kw` names (`registry=DIR`), as `chatforge serve` does."""
     limits = kw.pop("limits", Limits())
     scratch = tempfile.TemporaryDirectory()
     kw.setdefault("store", str(Path(scratch.name) / "feedback.db"))
-    cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
-    app = create_app(cfg, make_engine(model_dir, cfg.max_batch), "tiny")
+    if model_dir is None:
+        app = create_app(ServeConfig(limits=limits, **kw))
+    else:
+        cfg = ServeConfig(model=str(model_dir), limits=limits, **kw)
+        app = create_app(cfg, make_engine(model_dir, cfg.max_batch), "tiny")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -9,7 +9,8 @@ summary of training), where it came from (the datasets it read with their conten
 hashes, the model it started from and the model it wrote, with their hashes), its
 curves (loss, validation loss, learning rate, tokens/s), the eval results found in its
 `eval.json` (`chatforge eval` writes it there: metrics, task success per intent, safety
-and bias probes, human ratings, sample replies) and its full config. Given several
+and bias probes, human ratings, sample replies), a sweep's trials, a `chatforge monitor`
+dir's periods and flags, and its full config. Given several
 runs, a comparison comes first: the headline figures in one table, the loss curves on
 one plot and bar charts of the metrics.
 """
@@ -217,6 +218,19 @@ def _run_blocks(r: Run, level: int) -> list[tuple[Any, ...]]:
             b.append(("table", ["gate check", "base", "candidate", "limit", "result"], rows))
         verdict = {"registered": f"registered as {learned.get('version')}" + (" and promoted to production" if learned.get("promoted") else " (candidate)"), "rejected": f"rejected: {learned.get('reason')}", "skipped": f"skipped: {learned.get('reason')}"}
         b.append(("p", "Decision: " + verdict.get(learned.get("decision", ""), str(learned.get("decision"))) + "."))
+    monitor = _read_json(r.path / "monitor.json")  # `chatforge monitor` writes it
+    if monitor.get("periods"):
+        b += [("h", level + 1, "Monitoring")]
+
+        def fmt(x: Any, spec: str) -> str:
+            return "-" if x is None else format(x, spec)
+
+        rows = [[p["period"], str(p["turns"]), fmt(p["up_rate"], ".0%"), fmt(p["mean_score"], ".2f"), fmt(p["latency_p50"], ".3f"), fmt(p["latency_p95"], ".3f"), fmt(p["decline_rate"], ".1%"), fmt(p["unknown_intent"], ".0%"), fmt(p["input_perplexity"], ".1f"), ", ".join(p["versions"])] for p in monitor["periods"]]
+        b.append(("table", ["period", "turns", "up rate", "score", "latency p50 s", "p95 s", "safety declines", "unknown intent", "input perplexity", "versions"], rows))
+        b.append(("p", "Flags: " + ("; ".join(f["line"] for f in monitor["flags"]) if monitor.get("flags") else "none (no regression or drift against the first period).")))
+        plot = r.path / "monitor.png"
+        if plot.is_file():
+            b.append(("img", f"{r.name}_monitor.png", plot.read_bytes(), "monitoring figures per period"))
     if r.config:
         b += [("h", level + 1, "Config"), ("pre", json.dumps(r.config, indent=2, ensure_ascii=False))]
     return b

@@ -250,7 +250,7 @@ class FeedbackReviewConfig:
     store: str = opt("feedback.db", STORE_HELP)
     out: str = opt("review.csv", "the sheet to write")
     read: str = opt("", "read a filled-in sheet back instead: its corrections and ratings go into the store")
-    n: int = opt(50, "replies to put on the sheet", ge=1)
+    items: int = opt(50, "replies to put on the sheet", ge=1)
     by: Literal["entropy", "logprob"] = opt("entropy", "uncertainty: the highest mean token entropy, or the lowest mean token log probability")
     since: str = opt("", "only turns from this date on (YYYY-MM-DD, UTC)")
     overwrite: bool = opt(False, "replace an existing sheet")
@@ -295,7 +295,7 @@ def review_main(cfg: FeedbackReviewConfig, ui: UI = QUIET) -> dict[str, Any]:
 
     store = _open(cfg.store)
     if not cfg.read:
-        rows = review_rows(store, cfg.n, cfg.by, _since(cfg.since))
+        rows = review_rows(store, cfg.items, cfg.by, _since(cfg.since))
         out = Path(cfg.out)
         if out.exists() and not cfg.overwrite:
             raise UserError(f"{out} exists; pass --overwrite to replace it")

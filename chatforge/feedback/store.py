@@ -30,7 +30,8 @@ the server a moment later. Several processes may write one SQLite file (busy tim
 **Upgrades never lose feedback.** The schema has a version number; opening a store
 applies the missing upgrade steps in order, each in one transaction (DDL through
 Alembic's operations, which work on both databases): version 1 had turns and ratings,
-version 2 added the A/B tables and the turn's variant. A store from a newer chatforge
+version 2 added the A/B tables and the turn's variant, version 3 the turn's experiment (so
+variants of successive A/B tests are told apart). A store from a newer chatforge
 is refused rather than guessed at.
 """
 
@@ -51,7 +52,7 @@ import sqlalchemy as sa
 
 from chatforge.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 USER_SALT = os.environ.get("CHATFORGE_USER_SALT", "chatforge")  # hashing user ids: set your own per deployment
 
 metadata = sa.MetaData()
@@ -64,6 +65,7 @@ turns = sa.Table(
     sa.Column("user", sa.String(32)),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("variant", sa.String(64)),  # version 2
+    sa.Column("experiment", sa.String(100), index=True),  # version 3
     sa.Column("kind", sa.String(8), nullable=False),  # chat | text
     sa.Column("messages", sa.Text, nullable=False),  # JSON list of {role, content}
     sa.Column("reply", sa.Text, nullable=False),
@@ -117,6 +119,7 @@ class Turn:
     created: float = field(default_factory=time.time)
     user: str | None = None  # the client's user id (stored hashed)
     variant: str | None = None
+    experiment: str | None = None  # the A/B test the variant belongs to
     sampling: dict[str, Any] | None = None
     latency: float | None = None
     prompt_tokens: int | None = None
@@ -317,7 +320,7 @@ class FeedbackStore:
     def rated_turns(self) -> Iterator[dict[str, Any]]:
         """Every rating joined with its turn (when stored): the rated prompt, reply, model, intent."""
         with self.engine.connect() as c:
-            q = sa.select(ratings, turns.c.messages.label("turn_messages"), turns.c.reply.label("turn_reply"), turns.c.intent, turns.c.variant, turns.c.model.label("turn_model"), turns.c.logprob_mean, turns.c.entropy_mean).select_from(ratings.outerjoin(turns, ratings.c.turn_id == turns.c.id)).order_by(ratings.c.id)
+            q = sa.select(ratings, turns.c.messages.label("turn_messages"), turns.c.reply.label("turn_reply"), turns.c.intent, turns.c.variant, turns.c.experiment, turns.c.model.label("turn_model"), turns.c.logprob_mean, turns.c.entropy_mean).select_from(ratings.outerjoin(turns, ratings.c.turn_id == turns.c.id)).order_by(ratings.c.id)
             for row in c.execute(q):
                 d = _decoded(row._asdict())
                 d["messages"] = d["messages"] if d["messages"] is not None else _json(d.pop("turn_messages", None))
@@ -438,7 +441,13 @@ def _v2(op: Any) -> None:
     op.add_column("turns", sa.Column("variant", sa.String(64)))
 
 
-STEPS: list[Callable[[Any], None]] = [_v1, _v2]  # STEPS[i] upgrades version i to i + 1
+def _v3(op: Any) -> None:
+    """The A/B test a turn's variant belongs to."""
+    op.add_column("turns", sa.Column("experiment", sa.String(100)))
+    op.create_index("ix_turns_experiment", "turns", ["experiment"])
+
+
+STEPS: list[Callable[[Any], None]] = [_v1, _v2, _v3]  # STEPS[i] upgrades version i to i + 1
 assert len(STEPS) == SCHEMA_VERSION
 
 

@@ -1,6 +1,7 @@
 """`chatforge serve`: an OpenAI-compatible API and a web chat page in front of the engine.
 
     chatforge serve --model runs/dpo/model --port 8000 [--api-key KEY]
+    chatforge serve --registry registry --log-conversations [--ab A=production:0.9 B=candidate:0.1]
 
     from openai import OpenAI
     client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="KEY")
@@ -27,6 +28,12 @@ What protects the server and its users:
   latency and the mean logprob and entropy of its tokens; the store anonymizes every text
   (the cleaning step's PII detector) before it is written, and a rating is on disk
   before the client hears "ok".
+
+With `--registry` the server answers with the registry's production version and switches
+to a newly promoted (or rolled back) one without failing a request; with `--ab` each user
+is routed to a variant's version (serve/routing.py). Replies name the version that wrote
+them (`model: "v3"`), turns in the store record it and the variant, and /metrics has
+per-version series (`chatforge_model_*`, labelled by model version and variant).
 """
 
 from __future__ import annotations
@@ -54,8 +61,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatforge.engine import Engine, Sampling, Seq, Token
 from chatforge.serve.config import ServeConfig
+from chatforge.serve.routing import Backend, RecentTurns, Router
 from chatforge.serve.safety import REFUSAL, Guard
-from chatforge.serve.worker import Done, Worker
+from chatforge.serve.worker import Done
+from chatforge.ui import QUIET, UI
 
 STATIC = Path(__file__).parent / "static"
 
@@ -227,6 +236,27 @@ class Metrics:
         self.blocked = Counter("chatforge_safety_blocked", "requests and replies refused by the safety layer", ["stage", "reason"], registry=r)
         self.feedback = Counter("chatforge_feedback", "ratings received", ["rating"], registry=r)
         self.rejected = Counter("chatforge_rejected", "requests refused because the queue was full", registry=r)
+        # Per model version and A/B variant. The version label takes at most MAX_VERSIONS
+        # values (a server promoted many times files the rest under "other"); the variant
+        # label takes the --ab names or "none": the series stay bounded.
+        per = ["model", "variant"]
+        self.model_requests = Counter("chatforge_model_requests", "completed generation requests by model version, A/B variant and finish reason", [*per, "finish"], registry=r)
+        self.model_latency = Histogram("chatforge_model_request_latency_seconds", "generation request latency by model version and A/B variant", per, registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
+        self.model_tokens = Counter("chatforge_model_tokens", "tokens read (prompt) and generated (completion) by model version and A/B variant", [*per, "kind"], registry=r)
+        self.model_feedback = Counter("chatforge_model_feedback", "ratings by the version and variant that wrote the rated reply (unknown: a reply this server did not write recently)", [*per, "rating"], registry=r)
+        self._versions: set[str] = set()
+
+    MAX_VERSIONS = 20
+
+    def per(self, version: str | None, variant: str | None) -> tuple[str, str]:
+        """The (model, variant) label values, bounded."""
+        v = version or "unknown"
+        if v not in self._versions:
+            if len(self._versions) >= self.MAX_VERSIONS:
+                v = "other"
+            else:
+                self._versions.add(v)
+        return v, variant or "none"
 
 
 # -- the app ----------------------------------------------------------------------------------------------
@@ -238,26 +268,64 @@ class _Choice:
     events: asyncio.Queue[Token | Done] | None
 
 
-class Server:
-    """The state behind the routes: engine worker, tokenizer, limits, metrics, logs."""
+@dataclass
+class Call:
+    """One request's model: the backend (a version) answering it, and its A/B variant."""
 
-    def __init__(self, cfg: ServeConfig, engine: Engine, model_name: str) -> None:
+    backend: Backend
+    variant: str | None
+
+    @property
+    def version(self) -> str:
+        return self.backend.version
+
+    @property
+    def tok(self) -> Any:
+        return self.backend.engine.tok
+
+    def labels(self, srv: Server) -> tuple[str, str]:
+        return srv.metrics.per(self.version, self.variant)
+
+
+class Server:
+    """The state behind the routes: the served models (router), limits, metrics, logs."""
+
+    def __init__(self, cfg: ServeConfig, engine: Engine | None, model_name: str, ui: UI = QUIET) -> None:
         self.cfg = cfg
-        self.engine = engine
-        self.tok = engine.tok
-        self.name = model_name
         self.metrics = Metrics()
-        self.worker = Worker(engine, on_step=self._gauges)
         self.guard = Guard(cfg.safety)
         self.keys = _load_keys(cfg)
         self.created = int(time.time())
         from chatforge.feedback.store import FeedbackStore
 
         self.store = FeedbackStore.open(cfg.store)
+        self.router = Router(cfg, self.store, engine=engine, name=model_name, on_step=self._gauges, ui=ui)
+        self.recent = RecentTurns()
 
-    def _gauges(self, engine: Engine) -> None:
-        self.metrics.queue.set(engine.waiting)
-        self.metrics.active.set(engine.active)
+    @property
+    def engine(self) -> Engine:
+        """The engine new requests get (the first route's, under an A/B test)."""
+        return self.router.default.engine
+
+    @property
+    def name(self) -> str:
+        return self.router.default.version
+
+    def _gauges(self, _: Engine) -> None:
+        backends = self.router.backends
+        self.metrics.queue.set(sum(b.engine.waiting for b in backends))
+        self.metrics.active.set(sum(b.engine.active for b in backends))
+
+    async def call(self, req: _Sampled) -> Call:
+        """Check the request's `model` and pick the backend that answers it (release with `done`)."""
+        names = self.router.names()
+        if req.model and req.model not in names:
+            raise APIError(404, f"model {_short(req.model, 80)!r} does not exist; this server serves {', '.join(sorted(names))}", param="model", code="model_not_found")
+        backend, variant = await self.router.pick(req.user)
+        return Call(backend, variant)
+
+    def done(self, call: Call) -> None:
+        self.router.release(call.backend)
 
     # -- auth and admission ---------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
@@ -271,9 +339,9 @@ class Server:
         if not ok:
             raise APIError(401, "missing or invalid API key (send Authorization: Bearer KEY)", type="invalid_request_error", code="invalid_api_key")
 
-    def admit(self, n: int) -> None:
+    def admit(self, call: Call, n: int) -> None:
         """429 when the running batch and the queue are full."""
-        e = self.engine
+        e = call.backend.engine
         if e.waiting + e.active + n > self.cfg.max_batch + self.cfg.queue:
             self.metrics.rejected.inc()
             raise APIError(429, "the server is busy: too many requests are waiting; retry shortly", type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"})
@@ -288,9 +356,8 @@ class Server:
         return Sampling(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, max_tokens=mt, seed=seed, repetition_penalty=req.repetition_penalty, logprobs=logprobs, summary=self.cfg.log_conversations)
 
     def check_common(self, req: _Sampled) -> list[str]:
+        """The request's stop strings, after the limits on n and stop."""
         lim = self.cfg.limits
-        if req.model and req.model != self.name:
-            raise APIError(404, f"model {_short(req.model, 80)!r} does not exist; this server serves {self.name!r}", param="model", code="model_not_found")
         if req.n > lim.max_n:
             raise APIError(400, f"n is {req.n}; this server allows at most {lim.max_n}", param="n", code="invalid_value")
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
@@ -300,8 +367,8 @@ class Server:
             raise APIError(400, "stop sequences may not be empty", param="stop", code="invalid_value")
         return stop
 
-    def check_context(self, prompt: list[int], s: Sampling) -> None:
-        block = self.engine.model.cfg.block_size
+    def check_context(self, call: Call, prompt: list[int], s: Sampling) -> None:
+        block = call.backend.engine.model.cfg.block_size
         if len(prompt) + s.max_tokens > block:
             raise APIError(
                 400,
@@ -311,7 +378,7 @@ class Server:
             )
 
     # -- the feedback store -------------------------------------------------------------------------
-    async def log_turn(self, kind: str, rid: str, messages: list[dict[str, str]], replies: list[str], tokens: list[list[Token]], finishes: list[str], req: Any, seconds: float, prompt_tokens: int) -> None:
+    async def log_turn(self, call: Call, kind: str, rid: str, messages: list[dict[str, str]], replies: list[str], tokens: list[list[Token]], finishes: list[str], req: Any, seconds: float, prompt_tokens: int) -> None:
         """Store each choice of a finished request as a turn (with --log-conversations)."""
         if not self.cfg.log_conversations:
             return
@@ -324,7 +391,9 @@ class Server:
             ents = [t.entropy for t in got if t.entropy is not None]
             turn = Turn(
                 id=rid if i == 0 else f"{rid}.{i}",
-                model=self.name,
+                model=call.version,
+                variant=call.variant,
+                experiment=self.router.experiment if call.variant else None,
                 messages=messages,
                 reply=reply,
                 kind=kind,
@@ -356,15 +425,19 @@ def _load_keys(cfg: ServeConfig) -> list[str]:
     return keys
 
 
-def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
-    """The FastAPI app serving `engine` (the worker thread starts with the app)."""
-    srv = Server(cfg, engine, model_name)
+def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str = "", ui: UI = QUIET) -> FastAPI:
+    """The FastAPI app serving `engine` as `model_name`, or (engine None) what `cfg` names: the
+    model dir, or the registry's versions, watched for changes. Engine threads start with the app."""
+    srv = Server(cfg, engine, model_name, ui)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        srv.worker.start()
+        srv.router.start()
+        watcher = asyncio.create_task(srv.router.watch()) if cfg.registry else None
         yield
-        srv.worker.stop()
+        if watcher is not None:
+            watcher.cancel()
+        await srv.router.stop()
 
     app = FastAPI(title="chatforge", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.server = srv
@@ -389,8 +462,15 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        ok = srv.worker.alive
-        return JSONResponse({"status": "ok" if ok else "error", "model": srv.name, "active": engine.active, "waiting": engine.waiting}, status_code=200 if ok else 503)
+        backends = srv.router.backends
+        ok = all(b.worker.alive for b in backends)
+        body: dict[str, Any] = {"status": "ok" if ok else "error", "model": srv.name, "active": sum(b.engine.active for b in backends), "waiting": sum(b.engine.waiting for b in backends)}
+        if cfg.registry:
+            body["versions"] = srv.router.versions()
+            last = srv.router.reloads[-1:]
+            if last:
+                body["last_reload"] = {"at": last[0].at, "versions": last[0].versions, "error": last[0].error or None}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
@@ -400,13 +480,18 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         srv.authorize(request)
-        return {"object": "list", "data": [{"id": srv.name, "object": "model", "created": srv.created, "owned_by": "chatforge"}]}
+        return {"object": "list", "data": [{"id": b.version, "object": "model", "created": srv.created, "owned_by": "chatforge"} for b in srv.router.backends]}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request, req: ChatRequest) -> Any:
         srv.authorize(request)
-        lim = cfg.limits
         stop = srv.check_common(req)
+        call = await srv.call(req)
+        return await _held(srv, call, _chat(srv, call, request, req, stop))
+
+    async def _chat(srv: Server, call: Call, request: Request, req: ChatRequest, stop: list[str]) -> Any:
+        lim = cfg.limits
+        engine = call.backend.engine
         if not req.messages:
             raise APIError(400, "messages: give at least one message", param="messages", code="invalid_value")
         if len(req.messages) > lim.max_messages:
@@ -433,16 +518,20 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
         if max_tokens is None:
             max_tokens = max(1, min(lim.max_tokens, block - len(prompt)))
         samplings = [srv.sampling(req, max_tokens, top, i) for i in range(req.n)]
-        srv.check_context(prompt, samplings[0])
+        srv.check_context(call, prompt, samplings[0])
         blocked = srv.guard.check_input(messages)
         if blocked:
             srv.metrics.blocked.labels("input", blocked).inc()
-        return await _respond(srv, request, "chat", prompt, samplings, stop, blocked, req, messages)
+        return await _respond(srv, call, request, "chat", prompt, samplings, stop, blocked, req, messages)
 
     @app.post("/v1/completions")
     async def completions(request: Request, req: CompletionRequest) -> Any:
         srv.authorize(request)
         stop = srv.check_common(req)
+        call = await srv.call(req)
+        return await _held(srv, call, _completions(srv, call, request, req, stop))
+
+    async def _completions(srv: Server, call: Call, request: Request, req: CompletionRequest, stop: list[str]) -> Any:
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if len(prompts) != 1:
             raise APIError(400, "prompt: give one prompt per request (a list of one is fine)", param="prompt", code="invalid_value")
@@ -450,18 +539,21 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
         if len(text) > cfg.limits.max_message_chars:
             raise APIError(400, f"prompt has {len(text)} characters; at most {cfg.limits.max_message_chars}", param="prompt", code="invalid_value")
         samplings = [srv.sampling(req, req.max_tokens, req.logprobs, i) for i in range(req.n)]
-        prompt = [srv.tok.bos_id, *srv.tok.encode(text)]
-        srv.check_context(prompt, samplings[0])
+        prompt = [call.tok.bos_id, *call.tok.encode(text)]
+        srv.check_context(call, prompt, samplings[0])
         blocked = srv.guard.check_prompt(text)
         if blocked:
             srv.metrics.blocked.labels("input", blocked).inc()
-        return await _respond(srv, request, "text", prompt, samplings, stop, blocked, req, [{"role": "user", "content": text}])
+        return await _respond(srv, call, request, "text", prompt, samplings, stop, blocked, req, [{"role": "user", "content": text}])
 
     @app.post("/v1/feedback")
     async def feedback(request: Request, req: FeedbackRequest) -> dict[str, Any]:
         from chatforge.feedback.store import Rating
 
         srv.authorize(request)
+        # The version that wrote the rated reply: remembered for recent replies; else, on a
+        # server of one model dir, that model; else the store takes the stored turn's.
+        version, variant = srv.recent.get(req.completion_id) or (None if cfg.registry else srv.name, None)
         rating = Rating(
             turn_id=req.completion_id,
             thumb={"up": 1, "down": -1}.get(req.rating) if isinstance(req.rating, str) else None,
@@ -470,11 +562,12 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
             corrected=req.corrected,
             messages=[{"role": m.role, "content": m.text()} for m in req.messages] if req.messages else None,
             reply=req.reply,
-            model=srv.name,
+            model=version,  # None: the store takes the rated turn's, when it has the turn
             user=req.user,
         )
         rating_id = await asyncio.to_thread(srv.store.add_rating, rating)  # on disk before the reply
         srv.metrics.feedback.labels(str(req.rating)).inc()
+        srv.metrics.model_feedback.labels(*srv.metrics.per(version, variant), str(req.rating)).inc()
         return {"status": "ok", "id": rating_id}
 
     if STATIC.is_dir() and (STATIC / "index.html").is_file():
@@ -492,9 +585,21 @@ def create_app(cfg: ServeConfig, engine: Engine, model_name: str) -> FastAPI:
 # -- generation and the two response shapes ---------------------------------------------------------
 
 
-def _logprob_entry(srv: Server, t: Token) -> dict[str, Any]:
+async def _held(srv: Server, call: Call, work: Any) -> Any:
+    """Run a request's handler holding its backend; a stream gives it back when the stream ends."""
+    try:
+        response = await work
+    except BaseException:
+        srv.done(call)
+        raise
+    if not isinstance(response, EventSourceResponse):
+        srv.done(call)
+    return response
+
+
+def _logprob_entry(tok: Any, t: Token) -> dict[str, Any]:
     def one(i: int, lp: float) -> dict[str, Any]:
-        raw = srv.tok.decode_bytes([i])
+        raw = tok.decode_bytes([i])
         return {"token": raw.decode("utf-8", errors="replace"), "logprob": lp, "bytes": list(raw)}
 
     entry = one(t.id, t.logprob if t.logprob is not None else 0.0)
@@ -505,8 +610,8 @@ def _logprob_entry(srv: Server, t: Token) -> dict[str, Any]:
 class _Text:
     """Turns a choice's tokens into text: whole characters, cut before any stop string."""
 
-    def __init__(self, srv: Server, stop: list[str]) -> None:
-        self.dec = srv.tok.stream_decoder(skip_special=True)
+    def __init__(self, tok: Any, stop: list[str]) -> None:
+        self.dec = tok.stream_decoder(skip_special=True)
         self.stop = stop
         self.keep = max((len(s) - 1 for s in stop), default=0)
         self.held = ""
@@ -535,12 +640,14 @@ class _Text:
         return out
 
 
-async def _run_choice(srv: Server, request: Request, prompt: list[int], s: Sampling, stop: list[str], deadline: float) -> AsyncIterator[tuple[str, Token | None, str | None]]:
+async def _run_choice(srv: Server, call: Call, request: Request, prompt: list[int], s: Sampling, stop: list[str], deadline: float) -> AsyncIterator[tuple[str, Token | None, str | None]]:
     """(new text, token, finish reason) as one choice is generated; cancels its sequence if
     the client goes away, a stop string appears, or the deadline passes."""
     loop = asyncio.get_running_loop()
-    seq, events = srv.worker.submit(prompt, s, loop)
-    text = _Text(srv, stop)
+    worker = call.backend.worker
+    seq, events = worker.submit(prompt, s, loop)
+    text = _Text(call.tok, stop)
+    labels = call.labels(srv)
     t0 = time.perf_counter()
     first = True
     finish: str | None = None
@@ -563,6 +670,7 @@ async def _run_choice(srv: Server, request: Request, prompt: list[int], s: Sampl
                 srv.metrics.ttft.observe(time.perf_counter() - t0)
                 first = False
             srv.metrics.tokens.labels("completion").inc()
+            srv.metrics.model_tokens.labels(*labels, "completion").inc()
             piece = text.push(ev.id)
             if text.stopped:
                 yield piece, ev, "stop"
@@ -570,19 +678,20 @@ async def _run_choice(srv: Server, request: Request, prompt: list[int], s: Sampl
             yield piece, ev, None
     finally:
         if not seq.done:
-            srv.worker.cancel(seq)  # a client gone, a stop string, a timeout: free the slot now
+            worker.cancel(seq)  # a client gone, a stop string, a timeout: free the slot now
 
 
-async def _respond(srv: Server, request: Request, kind: str, prompt: list[int], samplings: list[Sampling], stop: list[str], blocked: str | None, req: Any, messages: list[dict[str, str]]) -> Any:
+async def _respond(srv: Server, call: Call, request: Request, kind: str, prompt: list[int], samplings: list[Sampling], stop: list[str], blocked: str | None, req: Any, messages: list[dict[str, str]]) -> Any:
     rid = ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
     created = int(time.time())
     srv.metrics.tokens.labels("prompt").inc(len(prompt))
+    srv.metrics.model_tokens.labels(*call.labels(srv), "prompt").inc(len(prompt))
     if not blocked:
-        srv.admit(len(samplings))
+        srv.admit(call, len(samplings))
     deadline = time.perf_counter() + srv.cfg.limits.timeout
     t0 = time.perf_counter()
     if req.stream:
-        return EventSourceResponse(_stream(srv, request, kind, rid, created, prompt, samplings, stop, blocked, req, messages, deadline, t0), ping=15)
+        return EventSourceResponse(_released(srv, call, _stream(srv, call, request, kind, rid, created, prompt, samplings, stop, blocked, req, messages, deadline, t0)), ping=15)
     texts: list[str] = []
     tokens: list[list[Token]] = []
     finishes: list[str] = []
@@ -594,7 +703,7 @@ async def _respond(srv: Server, request: Request, kind: str, prompt: list[int], 
             got: list[Token] = []
             pieces: list[str] = []
             finish = "stop"
-            async for piece, token, reason in _run_choice(srv, request, prompt, s, stop, deadline):
+            async for piece, token, reason in _run_choice(srv, call, request, prompt, s, stop, deadline):
                 pieces.append(piece)
                 if token is not None:
                     got.append(token)
@@ -617,35 +726,53 @@ async def _respond(srv: Server, request: Request, kind: str, prompt: list[int], 
             finishes.append(finish)
     completion = sum(len(t) for t in tokens)
     usage = {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion}
-    await srv.log_turn(kind, rid, messages, texts, tokens, finishes, req, time.perf_counter() - t0, len(prompt))
+    _finished(srv, call, rid, finishes, time.perf_counter() - t0)
+    await srv.log_turn(call, kind, rid, messages, texts, tokens, finishes, req, time.perf_counter() - t0, len(prompt))
     choices = []
     for i, (text, got, finish) in enumerate(zip(texts, tokens, finishes, strict=True)):
         want_logprobs = samplings[i].logprobs is not None
         if kind == "chat":
-            lp = {"content": [_logprob_entry(srv, t) for t in got]} if want_logprobs else None
+            lp = {"content": [_logprob_entry(call.tok, t) for t in got]} if want_logprobs else None
             choices.append({"index": i, "message": {"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish})
         else:
-            lp = _completion_logprobs(srv, got) if want_logprobs else None
+            lp = _completion_logprobs(call.tok, got) if want_logprobs else None
             choices.append({"index": i, "text": text, "logprobs": lp, "finish_reason": finish})
     obj = "chat.completion" if kind == "chat" else "text_completion"
-    return {"id": rid, "object": obj, "created": created, "model": srv.name, "choices": choices, "usage": usage, "system_fingerprint": None}
+    return {"id": rid, "object": obj, "created": created, "model": call.version, "choices": choices, "usage": usage, "system_fingerprint": None}
 
 
-def _completion_logprobs(srv: Server, got: list[Token]) -> dict[str, Any]:
-    tokens = [srv.tok.decode_bytes([t.id]).decode("utf-8", errors="replace") for t in got]
+def _finished(srv: Server, call: Call, rid: str, finishes: list[str], seconds: float) -> None:
+    """A request answered: per-version metrics, and its id remembered for the rating that may follow."""
+    labels = call.labels(srv)
+    srv.metrics.model_requests.labels(*labels, finishes[0] if finishes else "none").inc()
+    srv.metrics.model_latency.labels(*labels).observe(seconds)
+    srv.recent.add(rid, call.version, call.variant)
+
+
+async def _released(srv: Server, call: Call, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """A stream's events; its backend is given back when the stream ends or is dropped."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        srv.done(call)
+
+
+def _completion_logprobs(tok: Any, got: list[Token]) -> dict[str, Any]:
+    tokens = [tok.decode_bytes([t.id]).decode("utf-8", errors="replace") for t in got]
     offsets, at = [], 0
     for tk in tokens:
         offsets.append(at)
         at += len(tk)
-    top = [{srv.tok.decode_bytes([i]).decode("utf-8", errors="replace"): lp for i, lp in (t.top or [])} for t in got]
+    top = [{tok.decode_bytes([i]).decode("utf-8", errors="replace"): lp for i, lp in (t.top or [])} for t in got]
     return {"tokens": tokens, "token_logprobs": [t.logprob for t in got], "top_logprobs": top, "text_offset": offsets}
 
 
-async def _stream(srv: Server, request: Request, kind: str, rid: str, created: int, prompt: list[int], samplings: list[Sampling], stop: list[str], blocked: str | None, req: Any, messages: list[dict[str, str]], deadline: float, t0: float) -> AsyncIterator[str]:
+async def _stream(srv: Server, call: Call, request: Request, kind: str, rid: str, created: int, prompt: list[int], samplings: list[Sampling], stop: list[str], blocked: str | None, req: Any, messages: list[dict[str, str]], deadline: float, t0: float) -> AsyncIterator[str]:
     obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
     def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-        body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": srv.name, "choices": choices, "system_fingerprint": None}
+        body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": call.version, "choices": choices, "system_fingerprint": None}
         if usage is not None:
             body["usage"] = usage
         return json.dumps(body, ensure_ascii=False)
@@ -657,9 +784,9 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
                 delta["role"] = "assistant"
             if text is not None:
                 delta["content"] = text
-            lp = {"content": [_logprob_entry(srv, token)]} if token is not None and samplings[i].logprobs is not None else None
+            lp = {"content": [_logprob_entry(call.tok, token)]} if token is not None and samplings[i].logprobs is not None else None
             return {"index": i, "delta": delta, "logprobs": lp, "finish_reason": finish}
-        lp2 = _completion_logprobs(srv, [token]) if token is not None and samplings[i].logprobs is not None else None
+        lp2 = _completion_logprobs(call.tok, [token]) if token is not None and samplings[i].logprobs is not None else None
         return {"index": i, "text": text or "", "logprobs": lp2, "finish_reason": finish}
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -681,7 +808,7 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
 
         async def pump(i: int, s: Sampling) -> None:
             try:
-                async for piece, token, reason in _run_choice(srv, request, prompt, s, stop, deadline):
+                async for piece, token, reason in _run_choice(srv, call, request, prompt, s, stop, deadline):
                     await merged.put((i, piece, token, reason))
             except BaseException as e:  # an APIError (timeout) or a cancellation
                 await merged.put((i, e))
@@ -718,7 +845,8 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
     usage = {"prompt_tokens": len(prompt), "completion_tokens": completion, "total_tokens": len(prompt) + completion}
     if include_usage:
         yield chunk([], usage)
-    await srv.log_turn(kind, rid, messages, replies, got, finishes, req, time.perf_counter() - t0, len(prompt))
+    _finished(srv, call, rid, finishes, time.perf_counter() - t0)
+    await srv.log_turn(call, kind, rid, messages, replies, got, finishes, req, time.perf_counter() - t0, len(prompt))
     yield "[DONE]"
 
 
@@ -727,23 +855,19 @@ async def _stream(srv: Server, request: Request, kind: str, rid: str, created: i
 
 def main(cfg: ServeConfig, ui: Any = None) -> None:
     """Run `chatforge serve` until interrupted."""
-    import torch
     import uvicorn
 
-    from chatforge.checkpoint import load_model_dir
-    from chatforge.tokenizer import Tokenizer
-    from chatforge.ui import QUIET
-
     ui = ui or QUIET
-    dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
-    model = load_model_dir(cfg.model, dtype=dtype)
-    engine = Engine(model, Tokenizer.load(cfg.model), max_batch=cfg.max_batch)
-    name = cfg.model_name or Path(cfg.model).resolve().name
-    if name == "model":  # RUN/model: the run's name says more
-        name = Path(cfg.model).resolve().parent.name
-    app = create_app(cfg, engine, name)
+    app = create_app(cfg, ui=ui)
+    router: Router = app.state.server.router
     auth = "with an API key" if (cfg.api_key or cfg.api_keys_file) else "without an API key"
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not (cfg.api_key or cfg.api_keys_file):
         ui.warn(f"listening on {cfg.host} without an API key: anyone who can reach this port can use the model")
-    ui.note(f"serving {name} ({model.num_params() / 1e6:.1f}M parameters) at http://{cfg.host}:{cfg.port}/ {auth}; OpenAI API at /v1")
+    what = ", ".join(f"{b.version} ({b.engine.model.num_params() / 1e6:.1f}M parameters)" for b in router.backends)
+    if cfg.ab:
+        what = "A/B test " + repr(cfg.ab_experiment) + ": " + ", ".join(f"{r}={b.version} ({router.split[r] / sum(router.split.values()):.0%})" for r, b in router.serving.items())
+        ui.note("requests without a `user` id get a variant drawn for that request alone (not stored as an assignment)")
+    if cfg.registry:
+        what += f" from {cfg.registry} (reloading on promote/rollback)"
+    ui.note(f"serving {what} at http://{cfg.host}:{cfg.port}/ {auth}; OpenAI API at /v1")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)

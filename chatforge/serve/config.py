@@ -25,7 +25,11 @@ class Limits:
 class ServeConfig:
     """`chatforge serve`: an OpenAI-compatible API (/v1/chat/completions, /v1/completions, ...) and a web chat page."""
 
-    model: str = opt("", "model dir to serve", required=True)
+    model: str = opt("", "model dir to serve (or --registry)")
+    registry: str = opt("", "serve the production version of this model registry (`chatforge models ...`); a promote or rollback is picked up without dropping a request (hot reload)")
+    reload_interval: float = opt(1.0, "seconds between checks of the registry for a new production version", gt=0)
+    ab: list[str] = opt(default_factory=list, help="A/B test between registry versions, VARIANT=VERSION:WEIGHT ... (e.g. A=production:0.9 B=candidate:0.1); each user id sticks to one variant; needs --registry and --log-conversations", metavar="VARIANT=VERSION:WEIGHT")
+    ab_experiment: str = opt("ab", "the A/B test's name in the feedback store (its assignments; `chatforge ab report --experiment`)")
     host: str = opt("127.0.0.1", "address to listen on (0.0.0.0 for every interface: set --api-key then)")
     port: int = opt(8000, "port to listen on", ge=0, le=65535)
     model_name: str = opt("", "the model's name in the API (default: the model dir's name)")
@@ -40,5 +44,37 @@ class ServeConfig:
     limits: Limits = opt(default_factory=Limits)
 
     def validate(self) -> None:
+        if bool(self.model) == bool(self.registry):
+            raise ConfigError("model: give a model dir (--model DIR) or a registry (--registry DIR), not both" if self.model else "model: required; pass --model DIR (a model dir) or --registry DIR (a model registry)")
+        if self.ab:
+            if not self.registry:
+                raise ConfigError("ab: an A/B test serves registry versions; pass --registry DIR")
+            if not self.log_conversations:
+                raise ConfigError("ab: an A/B test is read from the turns in the feedback store (their variant); add --log-conversations")
+            if not self.ab_experiment or len(self.ab_experiment) > 100:
+                raise ConfigError(f"ab_experiment: {self.ab_experiment!r}; give a name of 1 to 100 characters")
+            ab_split(self.ab)
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"dtype: {self.dtype!r}; expected auto, float32 or bfloat16")
+
+
+def ab_split(entries: list[str]) -> dict[str, tuple[str, float]]:
+    """`["A=production:0.9", "B=candidate:0.1"]` -> {"A": ("production", 0.9), "B": ("candidate", 0.1)}.
+
+    Weights are relative (0.9/0.1 and 9/1 split alike)."""
+    out: dict[str, tuple[str, float]] = {}
+    for entry in entries:
+        name, eq, rest = entry.partition("=")
+        ref, colon, weight = rest.rpartition(":")
+        try:
+            w = float(weight) if colon else -1.0
+        except ValueError:
+            w = -1.0
+        if not eq or not name or not ref or len(name) > 64 or not w > 0 or w == float("inf"):
+            raise ConfigError(f"ab: {entry!r}; expected VARIANT=VERSION:WEIGHT with a weight > 0 (e.g. A=production:0.9)")
+        if name in out:
+            raise ConfigError(f"ab: variant {name!r} is given twice")
+        out[name] = (ref, w)
+    if len(out) < 2:
+        raise ConfigError(f"ab: {' '.join(entries)!r}; an A/B test needs at least two variants (--ab A=production:0.9 B=candidate:0.1)")
+    return out

@@ -215,7 +215,7 @@ SURFACE = {
     "feedback stats": ([], ["--by", "--out", "--period", "--since", "--store"]),
     "feedback export": ([], ["--format", "--no-overwrite", "--out", "--overwrite", "--since", "--store"]),
     "feedback import": (["files"], ["--store"]),
-    "feedback review": ([], ["--by", "--n", "--no-overwrite", "--out", "--overwrite", "--read", "--since", "--store"]),
+    "feedback review": ([], ["--by", "--items", "--no-overwrite", "--out", "--overwrite", "--read", "--since", "--store"]),
     "learn": (
         [],
         [
@@ -235,6 +235,17 @@ SURFACE = {
             "--train-data",
         ],
     ),
+    "ab report": (
+        [],
+        ["--alpha", "--auto-promote", "--control", "--experiment", "--min-ratings", "--no-auto-promote", "--out", "--registry", "--store", "--threshold", "--treatment"],
+    ),
+    "monitor": (
+        [],
+        [
+            "--baseline-data", "--max-decline-rise", "--max-p95-rise", "--max-perplexity-rise", "--max-unknown-rise",
+            "--max-up-drop", "--min-ratings", "--min-turns", "--out", "--period", "--since", "--store",
+        ],
+    ),
     "models list": ([], ["--registry"]),
     "models show": (["ref"], ["--registry"]),
     "models promote": (["ref"], ["--registry"]),
@@ -243,15 +254,17 @@ SURFACE = {
     "serve": (
         [],
         [
-            "--api-key", "--api-keys-file", "--dtype", "--host", "--limits.max-body-bytes",
+            "--ab", "--ab-experiment", "--api-key", "--api-keys-file", "--dtype", "--host", "--limits.max-body-bytes",
             "--limits.max-message-chars", "--limits.max-messages", "--limits.max-n", "--limits.max-stop",
             "--limits.max-tokens", "--limits.timeout", "--log-conversations", "--max-batch", "--model",
-            "--model-name", "--no-log-conversations", "--no-safety", "--port", "--queue", "--safety", "--store",
+            "--model-name", "--no-log-conversations", "--no-safety", "--port", "--queue", "--registry",
+            "--reload-interval", "--safety", "--store",
         ],
     ),
     "quickstart": (
         [],
         [
+            "--simulate-users",
             "--dpo.batch-size",
             "--dpo.compile",
             "--dpo.dtype",

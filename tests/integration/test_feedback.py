@@ -135,7 +135,7 @@ def test_review_sheet_of_the_least_certain_replies_and_back(tmp_path):
         store.add_turn(Turn(id=f"t{i}", model="v1", messages=[{"role": "user", "content": f"question {i}"}], reply=f"answer {i}", entropy_mean=entropy, logprob_mean=None if entropy is None else -entropy))
     store.add_rating(Rating("t3", thumb=-1, corrected="already fixed"))  # corrected already: not asked again
     sheet = tmp_path / "review.csv"
-    cf("feedback", "review", "--store", str(db), "--out", str(sheet), "--n", "2")
+    cf("feedback", "review", "--store", str(db), "--out", str(sheet), "--items", "2")
     rows = list(csv.DictReader(sheet.open()))
     assert [r["turn_id"] for r in rows] == ["t1", "t2"]  # the most uncertain first
     assert rows[0]["conversation"] == "user: question 1" and rows[0]["reply"] == "answer 1"

@@ -90,12 +90,12 @@ def test_a_store_of_the_previous_schema_upgrades_without_losing_feedback(where):
         assert "variant" not in {col["name"] for col in sa.inspect(c).get_columns("turns")}
     engine.dispose()
     store = FeedbackStore.open(db)
-    assert version_of(store.engine) == SCHEMA_VERSION == 2
+    assert version_of(store.engine) == SCHEMA_VERSION == 3
     (r,) = store.rated_turns()
-    assert (r["turn_id"], r["thumb"], r["model"], r["reply"], r["variant"]) == ("t1", 1, "v0", "hello", None)
+    assert (r["turn_id"], r["thumb"], r["model"], r["reply"], r["variant"], r["experiment"]) == ("t1", 1, "v0", "hello", None, None)
     assert store.assign("bob", "exp", {"A": 1.0}) == "A"
     FeedbackStore.open(db)  # opening again is a no-op
-    assert version_of(store.engine) == 2
+    assert version_of(store.engine) == 3
 
 
 def test_a_store_from_a_newer_chatforge_is_refused(where):
