@@ -237,7 +237,8 @@ def main(cfg: QuickstartConfig, ui: UI = QUIET) -> dict[str, Any]:
     def do_learn() -> Any:
         from chatforge.feedback.loop import LoopConfig, run_loop
 
-        lc = LoopConfig(work=str(work), model=str(dpo_dir / "model"), test_data=str(world_dir / "test"), train_data=[str(splits_dir / "train")], users=cfg.simulate_users, seed=cfg.seed)
+        budget = {"eval.limit": cfg.eval.limit, "eval.max_tokens": cfg.eval.max_tokens, "sft.steps": max(5, cfg.sft.steps // 5), "sft.eval_every": max(1, cfg.sft.steps // 15)}
+        lc = LoopConfig(work=str(work), model=str(dpo_dir / "model"), test_data=str(world_dir / "test"), train_data=[str(splits_dir / "train")], users=cfg.simulate_users, seed=cfg.seed, learn_overrides=budget)
         out = run_loop(lc, ui)
         written.append(("feedback store (turns and ratings of the simulated users)", str(work / "feedback.db")))
         written.append(("learning round (learn.json: curated feedback, the gate, the decision)", str(learn_dir)))

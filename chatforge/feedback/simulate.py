@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,8 +35,10 @@ def _post(url: str, body: dict[str, Any], key: str = "", timeout: float = 120) -
         return dict(json.loads(r.read()))
 
 
-def simulate(base_url: str, rows: list[dict[str, Any]], *, correct: float = 1.0, max_tokens: int = 96, workers: int = 4, seed: int = 0, api_key: str = "", on_done: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Every row's user asks, checks and rates; returns counts and task success per intent."""
+def simulate(base_url: str, rows: list[dict[str, Any]], *, correct: float = 1.0, max_tokens: int | None = None, workers: int = 4, seed: int = 0, api_key: str = "", on_done: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Every row's user asks, checks and rates; returns counts and task success per intent.
+    Without `max_tokens` the server gives each reply the room the conversation leaves (and
+    drops a long conversation's oldest turns to keep some)."""
     rng = random.Random(seed)
     corrects = [rng.random() < correct for _ in rows]
     lock = threading.Lock()
@@ -47,7 +50,19 @@ def simulate(base_url: str, rows: list[dict[str, Any]], *, correct: float = 1.0,
         row = rows[i]
         messages = row["messages"][:-1] if row["messages"][-1]["role"] == "assistant" else row["messages"]
         intent = row["meta"].get("intent", "unknown")
-        reply = _post(base_url + "/v1/chat/completions", {"messages": messages, "temperature": 0, "max_tokens": max_tokens, "user": f"sim-{seed}-{i}", "metadata": {"intent": intent}}, api_key)
+        body: dict[str, Any] = {"messages": messages, "temperature": 0, "user": f"sim-{seed}-{i}", "metadata": {"intent": intent}}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        try:
+            reply = _post(base_url + "/v1/chat/completions", body, api_key)
+        except urllib.error.HTTPError as e:
+            if e.code != 400:
+                raise
+            # Too long for the model's context with room for a reply: the server says so,
+            # the user goes away unanswered (counted), as a real client would.
+            with lock:
+                counts["refused"] += 1
+            return
         text = reply["choices"][0]["message"]["content"] or ""
         ok = score_reply(text, row["meta"])["ok"]
         rating: dict[str, Any] = {"completion_id": reply["id"], "rating": "up" if ok else "down", "user": f"sim-{seed}-{i}"}
@@ -59,11 +74,16 @@ def simulate(base_url: str, rows: list[dict[str, Any]], *, correct: float = 1.0,
             per_intent_ok[intent] += ok
             counts["up" if ok else "down"] += 1
             counts["corrected"] += "corrected" in rating
-        if on_done is not None:
-            on_done()
+
+    def counted(i: int) -> None:
+        try:
+            one(i)
+        finally:
+            if on_done is not None:
+                on_done()
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, range(len(rows))))
+        list(pool.map(counted, range(len(rows))))
     n = sum(per_intent.values())
     return {
         "users": n,
@@ -74,8 +94,9 @@ def simulate(base_url: str, rows: list[dict[str, Any]], *, correct: float = 1.0,
 
 
 @contextmanager
-def served(model_dir: str, store: str, *, log_conversations: bool = True, max_batch: int = 8) -> Iterator[str]:
-    """`chatforge serve` for a model dir in this process, on a free 127.0.0.1 port; yields its URL."""
+def served(model_dir: str, store: str, *, name: str = "assistant", log_conversations: bool = True, max_batch: int = 8) -> Iterator[str]:
+    """`chatforge serve` for a model dir (called `name` in the API and the store) in this
+    process, on a free 127.0.0.1 port; yields its URL."""
     import socket
 
     import uvicorn
@@ -88,7 +109,7 @@ def served(model_dir: str, store: str, *, log_conversations: bool = True, max_ba
 
     cfg = ServeConfig(model=model_dir, store=store, log_conversations=log_conversations, max_batch=max_batch)
     engine = Engine(load_model_dir(model_dir), Tokenizer.load(model_dir), max_batch=max_batch)
-    app = create_app(cfg, engine, "assistant")
+    app = create_app(cfg, engine, name)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from chatforge.checkpoint import model_dir_hash
 from chatforge.data.dataset import open_dataset
+from chatforge.feedback.store import FeedbackStore
+from chatforge.registry import Registry
 
 EXE = shutil.which("chatforge", path=str(Path(sys.executable).parent)) or "chatforge"
 
@@ -678,7 +681,7 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         "--sweep",
         "2",
     ]
-    p = cf(*args, *(["--quiet"] if quiet else []), cwd=tmp_path)
+    p = cf(*args, *(["--quiet"] if quiet else ["--simulate-users", "12"]), cwd=tmp_path)
     assert open_dataset(tmp_path / "qs" / "data" / "world" / "conversations").num_rows == 150
     assert (tmp_path / "qs" / "config.yaml").is_file()
     clean = open_dataset(tmp_path / "qs" / "data" / "clean" / "conversations")
@@ -700,6 +703,15 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
     sweep = json.loads((tmp_path / "qs" / "runs" / "sweep" / "sweep.json").read_text())
     assert sweep["counts"]["COMPLETE"] + sweep["counts"]["PRUNED"] == 2 and (tmp_path / "qs" / "runs" / "sweep" / "best.yaml").is_file()
     assert (tmp_path / "qs" / "mlflow.db").is_file()
+    if not quiet:  # the learning loop: 12 simulated users rated v1, learn ran behind the gate
+        learned = json.loads((tmp_path / "qs" / "runs" / "learn" / "learn.json").read_text())
+        assert learned["feedback"]["ratings"] == 12 and learned["decision"] in ("registered", "rejected", "skipped")
+        store = FeedbackStore.open(tmp_path / "qs" / "feedback.db")
+        assert store.counts()["turns"] == 12 and {t["model"] for t in store.turns()} == {"v1"}
+        reg = Registry(tmp_path / "qs" / "registry")
+        assert reg.resolve("v1")["hash"] == model_dir_hash(tmp_path / "qs" / "runs" / "dpo" / "model")
+        assert reg.resolve("production")["version"] == ("v2" if learned["decision"] == "registered" else "v1")
+        assert "Learning from feedback" in (tmp_path / "qs" / "report.md").read_text()
     page = (tmp_path / "qs" / "report.html").read_text()
     assert ">Comparison<" in page and ">dpo (dpo)<" in page and "data:image/png;base64," in page
     if quiet:
