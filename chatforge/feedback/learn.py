@@ -151,7 +151,8 @@ def curate_for_learning(rated: list[dict[str, Any]], test_rows: list[dict[str, A
             kept_sft.append(r)
     kept_dpo = curate.dpo_rows(usable)
     held = [r for r in kept_sft if int(r["id"].rsplit("-", 1)[-1][:8], 16) % 5 == 0] if len(kept_sft) >= 5 else []
-    train = [r for r in kept_sft if r not in held]
+    held_ids = {r["id"] for r in held}
+    train = [r for r in kept_sft if r["id"] not in held_ids]
     return {"sft": train, "sft_heldout": held, "dpo": kept_dpo, "dropped": dropped, "rated": len(rated)}
 
 
