@@ -61,7 +61,8 @@ def run_loop(cfg: LoopConfig, ui: UI = QUIET) -> dict[str, Any]:
     ui.note(f"{len(users)} simulated users talk to {base['version']} (feedback in {store})")
     with served(str(reg.root / base["path"]), str(store), name=base["version"]) as url, ui.progress("simulated users", len(users), unit="users") as advance:
         rated = simulate(url, users, correct=cfg.correct, seed=cfg.seed, on_done=lambda: advance(1))
-    ui.note(f"users: task success {rated['success']:.3f}; {rated.get('up', 0)} up, {rated.get('down', 0)} down, {rated.get('corrected', 0)} corrected")
+    refused = f", {rated['refused']} refused (too long for the context)" if rated.get("refused") else ""
+    ui.note(f"users: task success {rated['success']:.3f}; {rated.get('up', 0)} up, {rated.get('down', 0)} down, {rated.get('corrected', 0)} corrected{refused}")
 
     overrides = {
         "store": str(store),
