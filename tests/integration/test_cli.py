@@ -725,7 +725,7 @@ def test_quickstart_runs_and_says_where_things_are(tmp_path, quiet):
         assert "sft done" in p.stdout and "dpo done" in p.stdout and "qs/runs/dpo/model" in p.stdout
         assert "model: " in p.stdout and "reference: " in p.stdout  # the sample conversation
         assert "task success" in p.stdout and "qs/report.html" in p.stdout
-        assert "chatforge serve --model qs/runs/dpo/model" in p.stdout
+        assert "chatforge serve --registry qs/registry" in p.stdout  # the loop registered the model
     # running it again replaces its outputs instead of failing
     cf(*args, "--quiet", cwd=tmp_path)
 
