@@ -124,12 +124,17 @@ def test_an_interrupted_sweep_resumes_and_failed_trials_do_not_stop_it(base, tmp
     assert optuna.trial.TrialState.FAIL in states  # the one the kill interrupted
     assert [t.number for t in ts] == list(range(len(ts)))
     # a trial that fails (a value the stage refuses) is recorded with its reason; the study goes on
-    bad = space(tmp_path / "bad.yaml", {"train.batch_size": {"type": "categorical", "choices": [0]}})
-    r = sweep(base, tmp_path / "fails", bad, "--trials", "1", check=False)
+    bad = space(tmp_path / "bad.yaml", {"train.batch_size": {"type": "categorical", "choices": [8, 0]}})
+    r = sweep(base, tmp_path / "fails", bad, "--sampler", "grid", "--trials", "2", check=False)  # both values run
     assert "Traceback" not in r.stderr
-    failed = trials(tmp_path / "fails")
-    assert failed and all(t.state == optuna.trial.TrialState.FAIL for t in failed)
+    ts = trials(tmp_path / "fails")
+    failed = [t for t in ts if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.params["train.batch_size"] == 0 for t in failed)
     assert "batch-size: must be >= 1" in (failed[0].user_attrs.get("error") or "")
+    # a space whose values the stage can never take stops before any trial
+    hopeless = space(tmp_path / "hopeless.yaml", {"train.batch_size": {"type": "categorical", "choices": [0]}})
+    r = sweep(base, tmp_path / "never", hopeless, "--trials", "1", check=False)
+    assert r.returncode == 2 and "hopeless.yaml" in r.stderr and "batch-size" in r.stderr and not (tmp_path / "never" / "study.db").exists()
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
