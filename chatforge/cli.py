@@ -203,6 +203,28 @@ def _serve() -> tuple[type, Callable[[Any, UI], Any]]:
     return config.ServeConfig, run
 
 
+def _import() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.interop import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.interop import commands
+
+        return commands.import_main(cfg, ui)
+
+    return config.ImportConfig, run
+
+
+def _model_export() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.interop import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.interop import commands
+
+        return commands.export_main(cfg, ui)
+
+    return config.ExportConfig, run
+
+
 def _quickstart() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import quickstart
 
@@ -231,6 +253,8 @@ COMMANDS = [
     Command("report", "an HTML + Markdown report card of run dirs: curves, lineage, eval results", _report),
     Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", _chat),
     Command("serve", "an OpenAI-compatible API and a web chat page (continuous batching, limits, metrics)", _serve),
+    Command("import", "a Llama-family model (Hugging Face dir or .gguf) as a model dir, with its own tokenizer", _import),
+    Command("export", "a model dir for other tools: Hugging Face dir, GGUF (llama.cpp), Ollama", _model_export),
     Command("quickstart", "run the whole lifecycle on the built-in data", _quickstart),
 ]
 
@@ -253,6 +277,7 @@ the lifecycle, in order:
   report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
   serve                       an OpenAI-compatible API and a web chat page
+  import | export             start from a Llama-family model (HF, GGUF); export to HF, GGUF, Ollama
   quickstart                  all of the above on the built-in data, in one command
 
 Run `chatforge COMMAND --help` for a command's flags. Every flag can also be set in a
