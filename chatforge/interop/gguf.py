@@ -101,7 +101,9 @@ def import_gguf(path: Path, out: Path, *, block_size: int = 0, overwrite: bool =
     """Import a Llama-architecture .gguf as a model dir (weights dequantized to float32); returns `out`."""
     meta = check_gguf_source(path)
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # ours is the one progress display; theirs would interleave
     ui.note(f"import: reading {path.name} ({', '.join(meta['types'])} tensors) through transformers")
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
@@ -268,7 +270,7 @@ def modelfile(tok: Tokenizer, block_size: int) -> str:
 def write_ollama(model_dir: Path, out: Path, *, dtype: str = "f16", overwrite: bool = False, ui: UI = QUIET) -> Path:
     """A dir for `ollama create`: model.gguf and a Modelfile."""
     tok = Tokenizer.load(model_dir)
-    block_size = load_model_dir(model_dir).cfg.block_size
+    block_size = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["max_position_embeddings"])
 
     def ours(p: Path) -> bool:
         return {c.name for c in p.iterdir()} <= {"model.gguf", "Modelfile"}
