@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")
-from gguf_reference import forward, read_gguf  # noqa: E402
+from gguf_reference import forward, read_gguf
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -224,9 +224,9 @@ def _copy(src: Path, dst: Path, **config_changes) -> Path:
 
 
 def test_refuses_custom_code_unsupported_architectures_and_pickles(hf_dir, tmp_path):
-    with pytest.raises(UserError, match="auto_map / trust_remote_code.*never runs"):
+    with pytest.raises(UserError, match=r"auto_map / trust_remote_code.*never runs"):
         import_hf(_copy(hf_dir, tmp_path / "remote", auto_map={"AutoModelForCausalLM": "modeling_x.X"}), tmp_path / "o")
-    with pytest.raises(UserError, match="'Qwen2ForCausalLM'.*supported: LlamaForCausalLM"):
+    with pytest.raises(UserError, match=r"'Qwen2ForCausalLM'.*supported: LlamaForCausalLM"):
         import_hf(_copy(hf_dir, tmp_path / "qwen", architectures=["Qwen2ForCausalLM"], model_type="qwen2"), tmp_path / "o")
     with pytest.raises(UserError, match="biases are not supported"):
         import_hf(_copy(hf_dir, tmp_path / "bias", attention_bias=True), tmp_path / "o")
