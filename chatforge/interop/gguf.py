@@ -101,9 +101,7 @@ def import_gguf(path: Path, out: Path, *, block_size: int = 0, overwrite: bool =
     """Import a Llama-architecture .gguf as a model dir (weights dequantized to float32); returns `out`."""
     meta = check_gguf_source(path)
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # ours is the one progress display; theirs would interleave
     ui.note(f"import: reading {path.name} ({', '.join(meta['types'])} tensors) through transformers")
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

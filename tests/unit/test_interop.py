@@ -242,3 +242,23 @@ def test_refuses_custom_code_unsupported_architectures_and_pickles(hf_dir, tmp_p
     not_gguf.write_bytes(b"nope")
     with pytest.raises(UserError, match="not a readable GGUF"):
         import_gguf(not_gguf, tmp_path / "o")
+
+
+def test_llama_cpp_continues_our_gguf_as_we_do(ours, tmp_path):
+    """llama.cpp itself (through llama-cpp-python) reads our GGUF and continues greedily as
+    we do. Skipped where it is not installed: the package index used here has no prebuilt
+    wheel of it, and building one compiles llama.cpp (many minutes)."""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (no prebuilt wheel on this package index)")
+    from chatforge.engine import Engine, Sampling
+
+    path = write_gguf(ours, tmp_path / "m.gguf", dtype="f32")
+    prompt = Tokenizer.load(ours).render(CONVERSATION[:1], add_generation_prompt=True)[0]
+    engine = Engine(load_model_dir(ours), Tokenizer.load(ours))
+    want = list(engine.generate(prompt, Sampling(temperature=0, max_tokens=12)))
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=128, verbose=False)
+    got = []
+    for token in llm.generate(prompt, temp=0.0, top_k=1):
+        if token in engine.stop_ids or len(got) == len(want):
+            break
+        got.append(token)
+    assert got == want
