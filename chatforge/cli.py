@@ -278,6 +278,28 @@ def _serve() -> tuple[type, Callable[[Any, UI], Any]]:
     return config.ServeConfig, run
 
 
+def _import() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.interop import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.interop import commands
+
+        return commands.import_main(cfg, ui)
+
+    return config.ImportConfig, run
+
+
+def _model_export() -> tuple[type, Callable[[Any, UI], Any]]:
+    from chatforge.interop import config
+
+    def run(cfg: Any, ui: UI) -> Any:
+        from chatforge.interop import commands
+
+        return commands.export_main(cfg, ui)
+
+    return config.ExportConfig, run
+
+
 def _quickstart() -> tuple[type, Callable[[Any, UI], Any]]:
     from chatforge import quickstart
 
@@ -309,6 +331,8 @@ COMMANDS = [
     Command("report", "an HTML + Markdown report card of run dirs: curves, lineage, eval results", _report),
     Command("chat", "talk to a model in the terminal (streaming, history, /reset, /system)", _chat),
     Command("serve", "an OpenAI-compatible API and a web chat page (continuous batching, limits, metrics)", _serve),
+    Command("import", "a Llama-family model (Hugging Face dir or .gguf) as a model dir, with its own tokenizer", _import),
+    Command("export", "a model dir for other tools: Hugging Face dir, GGUF (llama.cpp), Ollama", _model_export),
     Command("feedback stats", "volume and rating rates of the feedback store, by model version, intent and period", _feedback_stats),
     Command("feedback export", "rated replies as training data (sft, dpo datasets) or JSONL", _feedback_export),
     Command("feedback review", "the replies the model was least sure of, as a CSV for a person to correct; --read takes it back", _feedback_review),
@@ -345,6 +369,7 @@ the lifecycle, in order:
   report                      an HTML report card of runs (curves, lineage, eval), side by side
   chat                        talk to a model in the terminal
   serve                       an OpenAI-compatible API and a web chat page
+  import | export             start from a Llama-family model (HF, GGUF); export to HF, GGUF, Ollama
   feedback stats | export     what users rated; corrected and liked replies as training data
   models list | promote ...   the model registry: versions, lineage, production and rollback
   learn                       fine-tune on users' feedback behind an eval gate; register the result

@@ -324,7 +324,7 @@ class Engine:
         the reply: the system messages and as many of the latest turns as fit."""
         contents = self.tok.encode_batch([m["content"] for m in messages])
         limit = self.model.cfg.block_size - max(1, room) - 1  # - the <|assistant|> token
-        keep = fit_turns(messages, contents, limit, need_reply=False)
+        keep = fit_turns(messages, contents, limit, need_reply=False, overhead=self.tok.turn_overhead)
         if keep is None:
             raise ValueError(f"the last message does not fit in the model's context ({self.model.cfg.block_size} tokens)")
         ids, _ = self.tok.render_encoded([contents[i] for i in keep], [messages[i] for i in keep], add_generation_prompt=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -126,7 +127,12 @@ def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
 
 
 def fit_turns(
-    messages: Sequence[Mapping[str, Any]], contents: Sequence[list[int]], limit: int, *, need_reply: bool
+    messages: Sequence[Mapping[str, Any]],
+    contents: Sequence[list[int]],
+    limit: int,
+    *,
+    need_reply: bool,
+    overhead: tuple[int, int] = (1, 2),
 ) -> list[int] | None:
     """Indices of the messages to keep so the rendered conversation has at most `limit` tokens
     (`contents[i]` = message i's ids): all of them if they fit, else the leading system
@@ -134,14 +140,18 @@ def fit_turns(
     starts with a user turn). None if nothing is left to learn from (`need_reply`: no
     assistant turn fits) or to answer (no message after the system ones fits).
 
+    `overhead` = (tokens a conversation adds once, tokens each message adds around its
+    content): `Tokenizer.turn_overhead`, (1, 2) for our format (<|bos|>; role + <|end|>).
+
     SFT truncates training conversations with it and the engine long chats."""
-    sizes = [len(c) + 2 for c in contents]  # role token + content + end-of-turn
-    if 1 + sum(sizes) <= limit:  # + <|bos|>
+    fixed, per_message = overhead
+    sizes = [len(c) + per_message for c in contents]
+    if fixed + sum(sizes) <= limit:
         return list(range(len(messages)))
     n_sys = 0
     while n_sys < len(messages) and messages[n_sys]["role"] == "system":
         n_sys += 1
-    total = 1 + sum(sizes[:n_sys])
+    total = fixed + sum(sizes[:n_sys])
     keep: list[int] = []
     # Walk back from the end, adding turns while they fit; then make the kept part start
     # with a user turn.
@@ -250,6 +260,11 @@ class Tokenizer:
     def end_id(self) -> int:
         """End of turn: the token a chat model stops on."""
         return self.special_tokens[END]
+
+    @property
+    def turn_overhead(self) -> tuple[int, int]:
+        """(tokens a rendered conversation adds once, tokens each message adds): for `fit_turns`."""
+        return (1, 2)  # <|bos|>; a role token and <|end|> per message
 
     @property
     def role_ids(self) -> dict[str, int]:
@@ -392,6 +407,7 @@ class Tokenizer:
             raise UserError(f"{path}: unreadable tokenizer: {e}") from None
         max_length = NO_MAX_LENGTH
         cfg_path = d / CONFIG_FILE
+        cfg: Any = {}
         if cfg_path.is_file():
             try:
                 cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -400,6 +416,9 @@ class Tokenizer:
             value = cfg.get("model_max_length") if isinstance(cfg, dict) else None
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 max_length = value
+        if not _has_our_special_tokens(json.loads(hf.to_str())):
+            # Another model family's tokenizer (an imported model): its own tokens and template.
+            return TemplateTokenizer.from_files(hf, cfg if isinstance(cfg, dict) else {}, d, model_max_length=max_length)
         return cls(hf, model_max_length=max_length, where=str(path))
 
 
@@ -412,6 +431,12 @@ def render_text(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bo
     if add_generation_prompt:
         parts.append(ASSISTANT)
     return "".join(parts)
+
+
+def _has_our_special_tokens(spec: dict[str, Any]) -> bool:
+    """Whether a tokenizer.json has our special tokens (else it is another family's)."""
+    added = {t.get("id"): t.get("content") for t in spec.get("added_tokens") or []}
+    return added == dict(enumerate(SPECIAL_TOKENS))
 
 
 def _check_spec(spec: dict[str, Any], where: str) -> str:
@@ -487,6 +512,231 @@ class StreamDecoder:
     def flush(self) -> str:
         """The rest at the end of the stream (U+FFFD for an unfinished character)."""
         return self._utf8.decode(b"", final=True)
+
+
+# --------------------------------------------------------------------------------------
+# Another model family's tokenizer and chat template (imported models)
+
+_SLOT = re.compile("\ue000(\\d+)\ue001")  # where message i's content goes in a rendered template
+
+
+class TemplateTokenizer(Tokenizer):
+    """A Hugging Face tokenizer of another model family, with its own Jinja chat template.
+
+    Imported models (`chatforge import`: SmolLM2's ChatML, Llama's, ...) keep the tokenizer
+    they were trained with, so they are rendered here exactly as in their own ecosystem,
+    and every command (sft masks, chat, serve, eval) works with them unchanged: this class
+    offers the `Tokenizer` interface with other special tokens and another template.
+
+    Rendering runs the template with a placeholder in place of each message's content,
+    then encodes the template's own text with its special tokens recognised and the
+    contents as plain text (so a user who types `<|im_start|>` cannot forge a turn, as
+    with our format). The loss mask covers each assistant content and the template text
+    after it up to and including the end-of-turn token (the first special token there).
+    One difference from `apply_chat_template`: filters the template applies to a content
+    (e.g. `| trim`) do not apply; the content is inserted as it is.
+    """
+
+    def __init__(
+        self,
+        hf: tokenizers.Tokenizer,
+        config: dict[str, Any],
+        chat_template: str,
+        *,
+        model_max_length: int = NO_MAX_LENGTH,
+        where: str = "tokenizer",
+    ) -> None:
+        # Not Tokenizer.__init__: no tiktoken twin (ids here need not follow merge order).
+        import jinja2.sandbox
+        import tokenizers
+
+        self.hf = hf
+        self.config = config
+        """tokenizer_config.json as read (saved back with the template and context length)."""
+        self.model_max_length = model_max_length
+        self.chat_template = chat_template
+        spec = json.loads(hf.to_str())
+        added = spec.get("added_tokens") or []
+        self.special_tokens = {t["content"]: int(t["id"]) for t in added if t.get("special")}
+        self._special = frozenset(self.special_tokens.values())
+        self._plain = tokenizers.Tokenizer.from_str(hf.to_str())
+        self._plain.encode_special_tokens = True  # contents: special-token spellings stay text
+        self._bytes = _token_bytes(hf, spec)
+        self._pieces: dict[str, list[int]] = {}
+
+        def token(key: str) -> str | None:
+            value = config.get(key)
+            return value.get("content") if isinstance(value, dict) else value
+
+        self._names = {key: token(key) for key in ("bos_token", "eos_token", "pad_token", "unk_token")}
+        ids = {key: (hf.token_to_id(v) if isinstance(v, str) else None) for key, v in self._names.items()}
+        if ids["eos_token"] is None:
+            raise UserError(f"{where}: tokenizer_config.json names no eos_token that is in the vocabulary")
+        self._eos: int = ids["eos_token"]
+        self._bos: int = ids["bos_token"] if ids["bos_token"] is not None else self._eos
+        self._pad: int = ids["pad_token"] if ids["pad_token"] is not None else self._eos
+
+        def raise_exception(message: str) -> None:
+            raise UserError(f"{where}: chat template: {message}")
+
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        env.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
+        try:
+            self._template = env.from_string(chat_template)
+        except jinja2.TemplateError as e:
+            raise UserError(f"{where}: chat template: {e}") from None
+        self._end = self._find_end()
+        self._overhead = self._measure_overhead()
+
+    @classmethod
+    def from_files(cls, hf: tokenizers.Tokenizer, config: dict[str, Any], directory: Path, *, model_max_length: int) -> TemplateTokenizer:
+        """From a dir's tokenizer.json (read) and tokenizer_config.json; the template may be in chat_template.jinja."""
+        template = config.get("chat_template")
+        jinja_file = directory / "chat_template.jinja"
+        if not template and jinja_file.is_file():
+            template = jinja_file.read_text(encoding="utf-8")
+        if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
+            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+        if not isinstance(template, str) or not template:
+            raise UserError(f"{directory}: the tokenizer is not chatforge's and has no chat template (tokenizer_config.json chat_template)")
+        return cls(hf, config, template, model_max_length=model_max_length, where=str(directory / TOKENIZER_FILE))
+
+    # -- ids --------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._bytes)
+
+    @property
+    def pad_id(self) -> int:
+        return self._pad
+
+    @property
+    def bos_id(self) -> int:
+        return self._bos
+
+    @property
+    def eos_id(self) -> int:
+        return self._eos
+
+    @property
+    def end_id(self) -> int:
+        """End of turn: the first special token the template puts after an assistant's content."""
+        return self._end
+
+    @property
+    def role_ids(self) -> dict[str, int]:
+        return {}  # roles are spelled out in text by most templates, not single tokens
+
+    @property
+    def turn_overhead(self) -> tuple[int, int]:
+        return self._overhead
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return list(self._plain.encode(text, add_special_tokens=False).ids)
+
+    def encode_batch(self, texts: Sequence[str], *, num_threads: int | None = None) -> list[list[int]]:
+        return [list(e.ids) for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode_bytes(self, ids: Iterable[int], *, skip_special: bool = False) -> bytes:
+        out = []
+        for i in ids:
+            if not isinstance(i, int) or not 0 <= i < len(self._bytes):
+                raise ValueError(f"token id {i!r} is not in the vocabulary (0..{len(self._bytes) - 1})")
+            if not (skip_special and i in self._special):
+                out.append(self._bytes[i])
+        return b"".join(out)
+
+    # -- chat format ------------------------------------------------------------------------
+    def _render(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> str:
+        names = {k: v or "" for k, v in self._names.items()}
+        return self._template.render(messages=list(messages), add_generation_prompt=add_generation_prompt, **names)
+
+    def _piece(self, text: str) -> list[int]:
+        """The template's own text as ids, special tokens recognised (cached: it repeats)."""
+        ids = self._pieces.get(text)
+        if ids is None:
+            ids = list(self.hf.encode(text, add_special_tokens=False).ids)
+            if len(self._pieces) < 4096:
+                self._pieces[text] = ids
+        return ids
+
+    def render_encoded(
+        self, contents: Sequence[list[int]], messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = False
+    ) -> tuple[list[int], list[int]]:
+        _check_messages(messages)
+        slots = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
+        parts = _SLOT.split(self._render(slots, add_generation_prompt))  # text, index, text, index, ..., text
+        ids = self._piece(parts[0])
+        mask = [0] * len(ids)
+        for k in range(1, len(parts), 2):
+            i = int(parts[k])
+            train = messages[i]["role"] == "assistant"
+            ids = ids + list(contents[i])
+            mask += [int(train)] * len(contents[i])
+            after = self._piece(parts[k + 1])
+            ids = ids + after
+            end = after.index(self._end) + 1 if train and self._end in after else 0
+            mask += [1] * end + [0] * (len(after) - end)
+        return ids, mask
+
+    def render_text(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = False) -> str:
+        _check_messages(messages)
+        return self._render(messages, add_generation_prompt)
+
+    def _find_end(self) -> int:
+        probe = [{"role": "user", "content": "\ue000" + "0\ue001"}, {"role": "assistant", "content": "\ue000" + "1\ue001"}]
+        after = _SLOT.split(self._render(probe, False))[-1]
+        return next((t for t in self._piece(after) if t in self._special), self._eos)
+
+    def _measure_overhead(self) -> tuple[int, int]:
+        """(fixed, per message) token counts of the template around contents, measured on
+        empty messages; over-estimates (e.g. counts a default system prompt) are safe."""
+
+        def size(roles: list[str]) -> int:
+            msgs = [{"role": r, "content": ""} for r in roles]
+            return len(self.render_encoded([[] for _ in roles], msgs, add_generation_prompt=True)[0])
+
+        u, ua, uau = size(["user"]), size(["user", "assistant"]), size(["user", "assistant", "user"])
+        try:
+            su = size(["system", "user"])
+        except UserError:  # templates without a system role
+            su = u
+        per = max(ua - u, uau - ua, su - u, 1)
+        return max(1, u - min(ua - u, uau - ua)), per
+
+    # -- files ------------------------------------------------------------------------------
+    def tokenizer_config(self) -> dict[str, Any]:
+        drop = {"chat_template", "model_max_length", "backend", "is_local", "local_files_only", "tokenizer_file", "name_or_path"}
+        cfg = {k: v for k, v in self.config.items() if k not in drop}
+        if cfg.get("tokenizer_class") in (None, "TokenizersBackend"):
+            cfg["tokenizer_class"] = "PreTrainedTokenizerFast"  # loads in transformers 4.x and 5.x
+        return {**cfg, "model_max_length": self.model_max_length, "chat_template": self.chat_template}
+
+
+def _token_bytes(hf: tokenizers.Tokenizer, spec: dict[str, Any]) -> list[bytes]:
+    """The bytes each id stands for: byte-level symbols (GPT-2 style), or SentencePiece
+    pieces (`▁` = space, `<0xAB>` = a byte fallback); added tokens as their text."""
+    decoder = spec.get("decoder") or {}
+    steps = decoder.get("decoders") or [decoder]
+    byte_level = any(d.get("type") == "ByteLevel" for d in steps)
+    added = {int(t["id"]): str(t["content"]) for t in spec.get("added_tokens") or []}
+    out = []
+    for i in range(hf.get_vocab_size(with_added_tokens=True)):
+        token = hf.id_to_token(i) or ""
+        if i in added:
+            out.append(added[i].encode("utf-8"))
+        elif byte_level:
+            try:
+                out.append(_symbols_to_bytes(token))
+            except KeyError:
+                out.append(token.encode("utf-8"))
+        elif len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+            out.append(bytes([int(token[3:5], 16)]))
+        else:
+            out.append(token.replace("\u2581", " ").encode("utf-8"))
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def tokenize_pairs(
                 contents = tok.encode_batch([m["content"] for m in prompt] + [a["content"] for a in answers])
                 # Truncate with the longer answer, so both answers see the same prompt.
                 longer = max((0, 1), key=lambda k: len(contents[len(prompt) + k]))
-                keep = fit_turns([*prompt, answers[longer]], [*contents[: len(prompt)], contents[len(prompt) + longer]], limit, need_reply=True)
+                keep = fit_turns([*prompt, answers[longer]], [*contents[: len(prompt)], contents[len(prompt) + longer]], limit, need_reply=True, overhead=tok.turn_overhead)
                 if keep is None or keep[-1] != len(prompt):
                     counts["too_long"] += 1
                     continue

@@ -125,7 +125,7 @@ def tokenize(
                 if not any(m["role"] == "assistant" for m in msgs):
                     counts["no_assistant"] += 1
                     continue
-                keep = fit_turns(msgs, contents, limit, need_reply=True)
+                keep = fit_turns(msgs, contents, limit, need_reply=True, overhead=tok.turn_overhead)
                 if keep is None:
                     counts["too_long"] += 1
                     continue

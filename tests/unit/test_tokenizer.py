@@ -334,12 +334,13 @@ def test_load_errors(tmp_path, tok):
     (tmp_path / "bad" / "tokenizer.json").write_text("{not json")
     with pytest.raises(UserError, match="unreadable tokenizer"):
         Tokenizer.load(tmp_path / "bad")
-    # a valid tokenizer.json, but not in our format (different special tokens)
+    # a valid tokenizer.json, but not in our format (different special tokens) and no
+    # chat template of its own to use instead (TemplateTokenizer)
     spec = json.loads(tok.hf.to_str())
     spec["added_tokens"][4]["content"] = "<|human|>"
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(spec))
-    with pytest.raises(UserError, match="not a chatforge tokenizer: special tokens"):
+    with pytest.raises(UserError, match="not chatforge's and has no chat template"):
         Tokenizer.load(tmp_path / "other")
     # merges out of id order: tiktoken's ranks would no longer mean the same as the merges
     spec = json.loads(tok.hf.to_str())
