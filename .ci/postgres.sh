@@ -20,8 +20,12 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 port=$(pg_lsclusters --no-header | awk -v v="$version" -v c="$cluster" '$1 == v && $2 == c {print $3}')
+# A password that appears nowhere else, so tests can check that it never reaches a log or a
+# report (tests/reliability/test_secrets.py).
+password=cf-pg-Secr3t-4417
 runuser -u postgres -- psql -qtAc "select 1 from pg_roles where rolname = 'chatforge'" | grep -q 1 ||
-  runuser -u postgres -- psql -qc "create role chatforge login createdb password 'chatforge'" >&2
+  runuser -u postgres -- psql -qc "create role chatforge login createdb" >&2
+runuser -u postgres -- psql -qc "alter role chatforge password '${password}'" >&2
 runuser -u postgres -- psql -qtAc "select 1 from pg_database where datname = 'chatforge_test'" | grep -q 1 ||
   runuser -u postgres -- createdb -O chatforge chatforge_test >&2
-echo "postgresql://chatforge:chatforge@127.0.0.1:${port}/chatforge_test"
+echo "postgresql://chatforge:${password}@127.0.0.1:${port}/chatforge_test"

@@ -307,7 +307,7 @@ def write_results(study: Any, cfg: SweepConfig, base: Any, out: Path, ui: UI) ->
     atomic_write_json(out / "sweep.json", result)
     # The sweep dir is a run dir too (`chatforge runs list`, `chatforge report OUT`): its
     # config, and one record per finished trial.
-    atomic_write_json(out / "config.json", {"stage": "sweep", **to_dict(cfg)})
+    tracking.write_config(out, "sweep", to_dict(cfg))
     records = [{"step": t["number"], "trial_value": t["value"]} for t in trials if t["value"] is not None]
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     ui.note(f"trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")

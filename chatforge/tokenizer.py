@@ -576,6 +576,8 @@ class TemplateTokenizer(Tokenizer):
         self._bos: int = ids["bos_token"] if ids["bos_token"] is not None else self._eos
         self._pad: int = ids["pad_token"] if ids["pad_token"] is not None else self._eos
 
+        self._where = where
+
         def raise_exception(message: str) -> None:
             raise UserError(f"{where}: chat template: {message}")
 
@@ -651,7 +653,12 @@ class TemplateTokenizer(Tokenizer):
     # -- chat format ------------------------------------------------------------------------
     def _render(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> str:
         names = {k: v or "" for k, v in self._names.items()}
-        return self._template.render(messages=list(messages), add_generation_prompt=add_generation_prompt, **names)
+        try:
+            return self._template.render(messages=list(messages), add_generation_prompt=add_generation_prompt, **names)
+        except UserError:  # the template's own raise_exception()
+            raise
+        except Exception as e:  # jinja2's errors (the sandbox's SecurityError too) and the template's own TypeErrors etc.
+            raise UserError(f"{self._where}: chat template: {type(e).__name__}: {e}") from None
 
     def _piece(self, text: str) -> list[int]:
         """The template's own text as ids, special tokens recognised (cached: it repeats)."""

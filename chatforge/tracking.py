@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from chatforge import redact
 from chatforge.atomic import atomic_write_json, atomic_write_text
 
 METRICS = "metrics.jsonl"
@@ -126,6 +127,15 @@ def lineage(config: dict[str, Any], run_dir: Path | None = None) -> list[tuple[s
     return out
 
 
+def write_config(run_dir: Path, stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A run dir's config.json: the resolved config with secrets hidden (API keys, URL
+    passwords; see chatforge/redact.py), as returned."""
+    config = redact.config(config)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(run_dir) / "config.json", {"stage": stage, **config})
+    return config
+
+
 class RunLog:
     """metrics.jsonl and the resolved config of one run (only the main process writes), and
     its MLflow run when tracking is on."""
@@ -137,8 +147,7 @@ class RunLog:
         self._mlflow_run: str | None = None
         if not enabled:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", {"stage": stage, **config})
+        config = write_config(self.run_dir, stage, config)
         path = self.run_dir / METRICS
         if resume_step is not None and path.is_file():
             kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= resume_step]
@@ -234,7 +243,7 @@ def start_run(name: str, config: dict[str, Any], tags: dict[str, str]) -> str:
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     from mlflow.entities import Param
 
-    params = [Param(k, str(v)[:6000]) for k, v in flatten(config).items()]
+    params = [Param(k, str(v)[:6000]) for k, v in flatten(redact.config(config)).items()]
     for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run.info.run_id, params=params[i : i + 100])
     return str(run.info.run_id)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatforge import redact
 from chatforge.atomic import atomic_write_json
 from chatforge.config import opt
 from chatforge.errors import ConfigError, UserError
@@ -155,7 +156,7 @@ def report(store: Any, cfg: ABReportConfig) -> dict[str, Any]:
     """The figures, the tests and the recommendation, as data."""
     variants = variant_figures(store, cfg.experiment)
     if not variants:
-        raise UserError(f"{cfg.store}: no turns of experiment {cfg.experiment!r} (chatforge serve --ab ... --ab-experiment {cfg.experiment} --log-conversations stores them)")
+        raise UserError(f"{redact.url(cfg.store)}: no turns of experiment {cfg.experiment!r} (chatforge serve --ab ... --ab-experiment {cfg.experiment} --log-conversations stores them)")
     for name in (cfg.control, cfg.treatment):
         if name not in variants:
             raise UserError(f"experiment {cfg.experiment!r} has no turns of variant {name!r} (variants: {', '.join(variants)}); see --control and --treatment")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from chatforge import redact
 from chatforge.atomic import atomic_write_json, atomic_write_text
 from chatforge.config import opt
 from chatforge.errors import UserError
@@ -75,7 +76,7 @@ def _open(where: str) -> Any:
 def export_main(cfg: FeedbackExportConfig, ui: UI = QUIET) -> dict[str, Any]:
     from chatforge.data.dataset import write_dataset
     from chatforge.feedback import curate
-    from chatforge.feedback.store import _redact, store_url
+    from chatforge.feedback.store import store_url
 
     store = _open(cfg.store)
     since = _since(cfg.since)
@@ -93,7 +94,7 @@ def export_main(cfg: FeedbackExportConfig, ui: UI = QUIET) -> dict[str, Any]:
         cfg.out,
         kind,
         rows,
-        created_by={"command": "feedback export", "format": cfg.format, "store": _redact(store_url(cfg.store)), "since": cfg.since},
+        created_by={"command": "feedback export", "format": cfg.format, "store": redact.url(store_url(cfg.store)), "since": cfg.since},
         overwrite=cfg.overwrite,
         manifest_extra={"feedback": {"ratings": len(rated), "rows": len(rows)}},
     )
@@ -239,7 +240,7 @@ def import_main(cfg: FeedbackImportConfig, ui: UI = QUIET) -> dict[str, Any]:
                 raise UserError(f"{where}: bad record ({type(e).__name__}: {e})") from None
     store = _open(cfg.store)
     store.add_many(turns, ratings)
-    ui.note(f"imported {len(turns)} turns and {len(ratings)} ratings into {cfg.store}")
+    ui.note(f"imported {len(turns)} turns and {len(ratings)} ratings into {redact.url(cfg.store)}")
     return {"turns": len(turns), "ratings": len(ratings)}
 
 
@@ -330,5 +331,5 @@ def review_main(cfg: FeedbackReviewConfig, ui: UI = QUIET) -> dict[str, Any]:
             thumb = -1  # a correction says the reply was not right
         ratings.append(Rating(turn_id=row["turn_id"], thumb=thumb, score=score, corrected=corrected or None, comment="review"))
     store.add_many([], ratings)
-    ui.note(f"{len(ratings)} reviewed replies -> {cfg.store}")
+    ui.note(f"{len(ratings)} reviewed replies -> {redact.url(cfg.store)}")
     return {"ratings": len(ratings)}

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatforge import redact
 from chatforge.atomic import atomic_write_json
 from chatforge.config import opt, to_dict
 from chatforge.errors import UserError
@@ -197,7 +198,7 @@ def main(cfg: LearnConfig, ui: UI = QUIET) -> dict[str, Any]:
     from chatforge import tracking
     from chatforge.data.dataset import is_dataset_dir, open_dataset, write_dataset
     from chatforge.feedback.commands import _since
-    from chatforge.feedback.store import FeedbackStore, _redact, store_url
+    from chatforge.feedback.store import FeedbackStore, store_url
     from chatforge.registry import Registry
 
     reg = Registry(cfg.registry)
@@ -214,7 +215,7 @@ def main(cfg: LearnConfig, ui: UI = QUIET) -> dict[str, Any]:
 
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", {"stage": "learn", **to_dict(cfg)})
+        tracking.write_config(out, "learn", to_dict(cfg))
         t0 = time.time()
         ui.note(f"learn: base {base['version']} ({base['hash'][:19]}) from {cfg.registry}")
 
@@ -238,7 +239,7 @@ def main(cfg: LearnConfig, ui: UI = QUIET) -> dict[str, Any]:
             return result
 
         # 2. datasets with lineage
-        created_by = {"command": "learn", "store": _redact(store_url(cfg.store)), "base_model": base["version"], "base_hash": base["hash"]}
+        created_by = {"command": "learn", "store": redact.url(store_url(cfg.store)), "base_model": base["version"], "base_hash": base["hash"]}
         parents = [open_dataset(d).content_hash for d in cfg.train_data]
         data_dir = out / "data"
         hashes = {}

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from chatforge import redact, tracking
 from chatforge.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from chatforge.config import opt, to_dict
 from chatforge.errors import UserError
@@ -227,13 +228,13 @@ def main(cfg: MonitorConfig, ui: UI = QUIET) -> dict[str, Any]:
     baseline = baseline_texts(cfg.baseline_data) if cfg.baseline_data else None
     rows, reference = periods(FeedbackStore.open(cfg.store), cfg.period, _since(cfg.since), baseline)
     if not rows:
-        raise UserError(f"{cfg.store}: no turns or ratings{' since ' + cfg.since if cfg.since else ''} (chatforge serve --log-conversations stores turns)")
+        raise UserError(f"{redact.url(cfg.store)}: no turns or ratings{' since ' + cfg.since if cfg.since else ''} (chatforge serve --log-conversations stores turns)")
     found = flags(rows, reference, cfg)
 
     def f(x: Any, spec: str) -> str:
         return "-" if x is None else format(x, spec)
 
-    t = Table(title=f"{cfg.store}: {len(rows)} periods ({cfg.period}, UTC)", title_justify="left")
+    t = Table(title=f"{redact.url(cfg.store)}: {len(rows)} periods ({cfg.period}, UTC)", title_justify="left")
     for c in ("period", "turns", "up", "down", "up rate", "score", "p50 s", "p95 s", "declines", "entropy", "unknown intent", "input ppl", "versions"):
         t.add_column(c)
     for r in rows:
@@ -250,7 +251,7 @@ def main(cfg: MonitorConfig, ui: UI = QUIET) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / MONITOR_JSON, result)
     # A run dir too (`chatforge report OUT`, `chatforge runs list`): its config, one record per period.
-    atomic_write_json(out / "config.json", {"stage": "monitor", **to_dict(cfg)})
+    tracking.write_config(out, "monitor", to_dict(cfg))
     records = [{"step": i, **{k: v for k, v in r.items() if k != "versions"}} for i, r in enumerate(rows)]
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     png = monitor_png(rows, found)

@@ -50,6 +50,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chatforge import redact
 from chatforge.errors import UserError
 
 SCHEMA_VERSION = 3
@@ -194,7 +195,7 @@ class FeedbackStore:
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except (sa.exc.ArgumentError, ImportError) as e:
-            raise UserError(f"--store {_redact(url)}: {e}") from e
+            raise UserError(f"--store {redact.url(url)}: {e}") from e
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
@@ -207,7 +208,7 @@ class FeedbackStore:
         try:
             upgrade(self.writer)
         except sa.exc.OperationalError as e:
-            raise UserError(f"--store {_redact(url)}: cannot open the database: {e.orig}") from e
+            raise UserError(f"--store {redact.url(url)}: cannot open the database: {e.orig}") from e
 
     @classmethod
     def open(cls, where: str | Path, **kwargs: Any) -> FeedbackStore:
@@ -364,14 +365,6 @@ def _decoded(d: dict[str, Any]) -> dict[str, Any]:
         if key in d:
             d[key] = _json(d[key])
     return d
-
-
-def _redact(url: str) -> str:
-    """A URL with its password hidden (error messages must not show credentials)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(the database URL)"
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

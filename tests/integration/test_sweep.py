@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy as sa
 import torch
 import yaml
 from test_cli import EXE, cf  # same directory: pytest puts it on sys.path
@@ -154,6 +155,10 @@ def test_two_workers_share_one_study(base, tmp_path, db, request):
     assert 4 <= len(done) <= 5  # each worker stops once the study has 4; one may be finishing its own
     assert len({t.number for t in ts}) == len(ts)
     assert len({(out / f"trial_{t.number:04d}").resolve() for t in done}) == len(done)
+    if storage:  # the storage URL's password reaches no report, config or log
+        password = sa.engine.make_url(storage).password
+        assert password and not any(password in e for e in errs)
+        assert not [p for p in out.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
 
 
 def test_mlflow_records_params_lineage_and_nested_trials(base, tmp_path):
