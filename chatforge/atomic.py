@@ -51,6 +51,14 @@ def make_parent(path: Path) -> None:
         raise UserError(f"{path}: cannot create its parent directory: {e.strerror}") from None
 
 
+def named(e: OSError, path: Path) -> OSError:
+    """`e` with `path` as its file name if it has none (a full disk's ENOSPC from a write, or a
+    library's OSError, names no file; the message must say which output failed)."""
+    if e.filename:
+        return e
+    return OSError(e.errno, e.strerror or str(e), str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers never see a partial file."""
     path = Path(path)
@@ -62,9 +70,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError):
+            raise named(e, path) from e
         raise
     fsync_dir(path.parent)
 
@@ -208,8 +218,10 @@ def staged_dir(
         yield tmp
         fsync_tree(tmp)
         replace_dir(tmp, target)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise named(e, target) from e
         raise
 
 
@@ -230,8 +242,11 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
         f.close()
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
-        f.close()
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            f.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError):
+            raise named(e, path) from e
         raise

@@ -50,6 +50,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # -- model directories ------------------------------------------------------------------
 
 
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, with its I/O failures (a full disk) raised as the OSError they are,
+    naming the file (safetensors reports them as SafetensorError: "... (os error 28)")."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        m = re.search(r"I/O error: (.*?) \(os error (\d+)\)", str(e))
+        if m is None:
+            raise
+        raise OSError(int(m.group(2)), m.group(1), str(path)) from None
+
+
 def model_state(model: GPT) -> dict[str, torch.Tensor]:
     """The weights under HF names, contiguous, without the tied output head (safetensors
     refuses tensors that share memory; HF re-ties it from `tie_word_embeddings`)."""
@@ -94,7 +106,7 @@ def write_model_files(
     ids = _special_ids(tokenizer_dir)
     config = model.cfg.to_hf(**ids, torch_dtype="float32")
     atomic_write_json(directory / "config.json", config)
-    save_file(model_state(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_tensors(model_state(model), directory / "model.safetensors", metadata={"format": "pt"})
     gen = {"bos_token_id": ids.get("bos_token_id"), "eos_token_id": ids.get("eos_token_id"), "pad_token_id": ids.get("pad_token_id")}
     gen.update(generation or {})
     atomic_write_json(directory / "generation_config.json", {k: v for k, v in gen.items() if v is not None})
@@ -270,13 +282,14 @@ def save_checkpoint(
     opt_tensors, opt_rest = optimizer_tensors(optimizer)
     rng_tensors, rng_rest = rng_state()
     with staged_dir(target, overwrite=True, replaceable=lambda p: True, what="a checkpoint") as tmp:
-        save_file(weights if weights is not None else model_state(model), str(tmp / "model.safetensors"))
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-        save_file(rng_tensors, str(tmp / "rng.safetensors"))
+        save_tensors(weights if weights is not None else model_state(model), tmp / "model.safetensors")
+        save_tensors(opt_tensors, tmp / "optimizer.safetensors")
+        save_tensors(rng_tensors, tmp / "rng.safetensors")
         (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_rest, "rng": rng_rest}), encoding="utf-8")
         files = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")
         fsync_tree(tmp)
-        (tmp / "meta.json").write_text(json.dumps({"step": step, "sha256": {f: _sha256(tmp / f) for f in files}}), encoding="utf-8")
+        meta: dict[str, Any] = {"step": step, "sha256": {f: _sha256(tmp / f) for f in files}}
+        (tmp / "meta.json").write_text(json.dumps({**meta, "meta_sha256": _meta_digest(meta)}), encoding="utf-8")
         if after_write is not None:
             after_write(tmp)
     atomic_write_text(ckdir / LATEST, name + "\n")
@@ -293,6 +306,14 @@ def prune_checkpoints(ckdir: Path, keep_last: int, keep: set[str]) -> None:
     fsync_dir(ckdir)
 
 
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """meta.json's own checksum (over its other fields), so a flipped byte there is caught too."""
+    return hashlib.sha256(json.dumps({k: meta[k] for k in ("step", "sha256")}, sort_keys=True).encode()).hexdigest()
+
+
+CHECKPOINT_FILES = frozenset({"model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"})
+
+
 def verify_checkpoint(path: Path) -> str | None:
     """None if the checkpoint is complete and intact, else what is wrong."""
     meta_path = path / "meta.json"
@@ -300,12 +321,16 @@ def verify_checkpoint(path: Path) -> str | None:
         return "no meta.json (partial write)"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):  # (checkpoints of older versions have none)
+            return "meta.json does not match its own sha256 (corrupt)"
+        if set(meta["sha256"]) != CHECKPOINT_FILES:
+            return f"meta.json lists {sorted(meta['sha256'])}, not the checkpoint's files (corrupt)"
         for name, digest in meta["sha256"].items():
             if not (path / name).is_file():
                 return f"{name} is missing"
             if _sha256(path / name) != digest:
                 return f"{name} does not match its sha256 (corrupt)"
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return f"meta.json is unreadable: {e}"
     return None
 

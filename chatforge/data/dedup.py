@@ -331,9 +331,22 @@ class DedupIndex:
         self._ids.close()
         self._tmp.cleanup()
 
+    def _write_sigs(self, data: bytes, offset: int) -> None:
+        """All of `data` at `offset` (pwrite may write less, e.g. on a nearly full disk)."""
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.pwrite(self._sig_file.fileno(), view, offset)
+                view, offset = view[n:], offset + n
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, self._sig_file.name) from None
+
     def _read_sigs(self, rows: list[int]) -> dict[int, np.ndarray]:
         fd = self._sig_file.fileno()
-        return {r: np.frombuffer(os.pread(fd, self._sig_bytes, r * self._sig_bytes), dtype=np.uint32) for r in rows}
+        out = {r: np.frombuffer(os.pread(fd, self._sig_bytes, r * self._sig_bytes), dtype=np.uint32) for r in rows}
+        if any(len(v) != self.cfg.num_perm for v in out.values()):
+            raise OSError(f"{self._sig_file.name}: a signature could not be read back whole")
+        return out
 
     def _read_ids(self, rows: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -430,7 +443,7 @@ class DedupIndex:
                 block[~keep] = 0xFFFFFFFF
             else:
                 block = np.full((len(idx), cfg.num_perm), 0xFFFFFFFF, dtype=np.uint32)
-            os.pwrite(self._sig_file.fileno(), np.ascontiguousarray(block, dtype=np.uint32).tobytes(), first * self._sig_bytes)
+            self._write_sigs(np.ascontiguousarray(block, dtype=np.uint32).tobytes(), first * self._sig_bytes)
             self._ids.executemany("INSERT INTO ids VALUES (?, ?)", zip(rows.tolist(), [ids[i] for i in new_rows], strict=True))
         # Name the rows that were duplicated (their ids are on disk, or in this batch).
         batch_ids = {self._next_row - len(new_rows) + j: ids[i] for j, i in enumerate(new_rows)}

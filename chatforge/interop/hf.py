@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from chatforge.atomic import atomic_write_json, staged_dir
-from chatforge.checkpoint import is_model_dir, load_model_dir, model_state, save_model_dir
+from chatforge.checkpoint import is_model_dir, load_model_dir, model_state, save_model_dir, save_tensors
 from chatforge.errors import UserError
 from chatforge.model import GPT
 from chatforge.tokenizer import Tokenizer
@@ -117,6 +116,6 @@ def export_hf(model_dir: Path, out: Path, *, dtype: str = "f32", overwrite: bool
         config["torch_dtype"] = str(torch_dtype).removeprefix("torch.")
         atomic_write_json(tmp / "config.json", config)
         state = {k: v.to(torch_dtype) for k, v in model_state(model).items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_tensors(state, tmp / "model.safetensors", metadata={"format": "pt"})
     ui.note(f"export: {model.num_params() / 1e6:.1f}M parameters ({dtype or 'f32'}) -> {out} (a transformers model dir)")
     return out

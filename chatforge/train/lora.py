@@ -19,11 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from chatforge.atomic import staged_dir
-from chatforge.checkpoint import load_model_dir, save_model_dir
+from chatforge.checkpoint import load_model_dir, save_model_dir, save_tensors
 from chatforge.errors import UserError
 from chatforge.model import GPT
 from chatforge.train.config import LoRAConfig, MergeLoRAConfig
@@ -74,7 +74,7 @@ def save_adapter(out: Path, model: GPT, cfg: LoRAConfig, base_model: str) -> Non
     state = {_PREFIX + k: v.detach().float().contiguous() for k, v in get_peft_model_state_dict(model).items()}
     with staged_dir(out, overwrite=True, replaceable=lambda p: (p / ADAPTER_CONFIG).is_file(), what="an adapter dir") as tmp:
         _peft_config(cfg, base_model).save_pretrained(str(tmp))
-        save_file(state, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        save_tensors(state, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
 
 
 def merged(model: GPT) -> GPT:
