@@ -52,3 +52,28 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(tmp_path, how):
     else:  # the limit is on every file: the first one to pass it may be a scratch file
         assert t.message.split(": ")[2].startswith("/"), t
     assert t.previous_intact and t.leftovers == 0, t
+
+
+@pytest.fixture(scope="module")
+def learn(tmp_path_factory):
+    return trials.learn_setup(tmp_path_factory.mktemp("learn-faults"))
+
+
+def run_learn_kills(learn, tmp_path, n: int, seed: int) -> list[trials.LearnKillTrial]:
+    rng = random.Random(seed)
+    done = []
+    for i in range(n):
+        t = trials.learn_kill_trial(learn, tmp_path / f"learn{i}", rng)
+        assert t.registry_ok and t.production in t.versions and t.rerun_ok, t
+        done.append(t)
+    return done
+
+
+def test_learn_killed_anywhere(learn, tmp_path):
+    run_learn_kills(learn, tmp_path, 2, seed=12)
+
+
+@pytest.mark.slow
+def test_learn_killed_anywhere_many(learn, tmp_path):
+    done = run_learn_kills(learn, tmp_path, 12, seed=13)
+    assert sum(t.died for t in done) >= 10

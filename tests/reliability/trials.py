@@ -524,3 +524,86 @@ def checkpoint_disk_full_trial(ref: PretrainRun, scratch: Path) -> CheckpointDis
         resumed = subprocess.run([EXE, *ref.args(run, "--resume")], capture_output=True, text=True, timeout=600)
         return CheckpointDiskFullTrial("tmpfs", p.returncode, p.stderr.strip()[-500:], len(state["published"]), len(state["broken"]),  # type: ignore[arg-type]
                                        resumed.returncode == 0 and losses(run) == ref.losses)
+
+
+# -- learn, killed -----------------------------------------------------------------------------
+
+
+@dataclass
+class LearnSetup:
+    root: Path
+    args: Any  # (registry, out) -> the learn command's args
+    io_events: int = 0
+
+
+def learn_setup(root: Path) -> LearnSetup:
+    """A registry holding v1 (a tiny random model), a feedback store of corrected replies, and
+    the `chatforge learn` command that would register and promote v2 from them."""
+    from serve_helpers import tiny_model_dir
+
+    from chatforge.data import synth
+    from chatforge.data.dataset import write_dataset
+    from chatforge.feedback.store import FeedbackStore, Rating, Turn
+
+    root.mkdir(parents=True, exist_ok=True)
+    world = synth.generate(3, conversations=120, test_conversations=6, heldout_conversations=1, kb_articles=5, preferences=1)
+    write_dataset(root / "test", "conversations", world.test, created_by={"test": True})
+    write_dataset(root / "train", "conversations", world.conversations, created_by={"test": True})
+    model = tiny_model_dir(root)
+    store = FeedbackStore.open(root / "fb.db")
+    for i, row in enumerate(synth.live_users(3, 12, exclude=world.conversations + world.test)):
+        store.add_turn(Turn(id=f"t{i}", model="v1", messages=row["messages"][:-1], reply="Sorry, no idea.", intent=row["meta"].get("intent")))
+        store.add_rating(Rating(turn_id=f"t{i}", thumb=-1, corrected=row["messages"][-1]["content"]))
+
+    def args(registry: Path, out: Path) -> list[str]:
+        return ["learn", "--store", str(root / "fb.db"), "--registry", str(registry), "--test-data", str(root / "test"),
+                "--train-data", str(root / "train"), "--out", str(out), "--sft.steps", "6", "--sft.batch-size", "4",
+                "--sft.eval-every", "3", "--sft.save-every", "2", "--no-dpo", "--eval.limit", "3", "--eval.max-tokens", "6",
+                "--no-eval.safety", "--gate.task", "1", "--gate.perplexity", "100", "--no-gate.feedback",
+                "--promote", "-q"]  # fmt: skip
+
+    setup = LearnSetup(root, args)
+    setup.io_events = count_io(args(new_registry(setup, root / "reg-count"), root / "learn-count"), root)
+    return setup
+
+
+def new_registry(setup: LearnSetup, where: Path) -> Path:
+    from chatforge.registry import Registry
+
+    reg = Registry(where)
+    reg.register(setup.root / "model")
+    reg.promote("v1")
+    return where
+
+
+@dataclass
+class LearnKillTrial:
+    kill_point: int
+    died: bool
+    registry_ok: bool  # the index reads, and every version it names is whole (its files match its hash)
+    versions: list[str]
+    production: str
+    rerun_ok: bool  # learn runs again to the end and promotes a new version
+
+
+def learn_kill_trial(setup: LearnSetup, where: Path, rng: random.Random) -> LearnKillTrial:
+    from chatforge.checkpoint import model_dir_hash
+    from chatforge.registry import Registry
+
+    registry = new_registry(setup, where / "registry")
+    point = rng.randint(1, setup.io_events)
+    p = run_killed_at_io(setup.args(registry, where / "run"), point)
+    died = p.returncode == -signal.SIGKILL
+    assert died or p.returncode == 0, p.stderr[-3000:]
+    reg = Registry(registry)
+    try:
+        versions = reg.versions()
+        whole = all(model_dir_hash(registry / v["path"]) == v["hash"] for v in versions)
+        production = reg.resolve("production")["version"]
+        ok = whole and [v["version"] for v in versions][:1] == ["v1"]
+    except Exception:
+        versions, production, ok = [], "?", False
+    rerun = subprocess.run([EXE, *setup.args(registry, where / "rerun")], capture_output=True, text=True, timeout=900)
+    after = reg.resolve("production")["version"] if rerun.returncode == 0 else "?"
+    return LearnKillTrial(point, died, ok, [v["version"] for v in versions], production,
+                          rerun.returncode == 0 and after == f"v{len(versions) + 1}")
