@@ -63,17 +63,23 @@ def sample_next(logits: torch.Tensor, s: Sampling, gen: torch.Generator | None) 
     """A token id from one position's logits (vocab,) under `s` (after any repetition penalty)."""
     if s.temperature <= 0:
         return int(logits.argmax())
-    logits = logits.float() / s.temperature
-    if 0 < s.top_k < logits.numel():
-        kth = torch.topk(logits, s.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    scaled = logits.float() / s.temperature
+    if not bool(torch.isfinite(scaled).all()):
+        # A temperature so small (1e-40) that logits / temperature overflow: the limit is greedy.
+        return int(logits.float().nan_to_num(nan=float("-inf")).argmax())
+    if 0 < s.top_k < scaled.numel():
+        kth = torch.topk(scaled, s.top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
     if s.top_p < 1.0:
         sorted_p, order = probs.sort(descending=True)
         # drop a token when the tokens before it already hold top_p (the first always stays)
         drop = (sorted_p.cumsum(0) - sorted_p) >= s.top_p
+        drop[0] = False  # (a top_p below float32's smallest number compares as 0)
         sorted_p[drop] = 0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
+    if not float(probs.sum()) > 0:  # nothing left to sample from (every logit -inf): the limit is greedy
+        return int(logits.float().nan_to_num(nan=float("-inf")).argmax())
     return int(torch.multinomial(probs, 1, generator=gen))
 
 
@@ -225,10 +231,10 @@ class Engine:
                 self._finish(seq, "cancelled")
                 continue
             seq.slot = len(self._active)
+            self._active.append(seq)  # before its prefill: a prefill that raises still leaves it where fail_all sees it
             cache.reset(seq.slot)
             cache.select(seq.slot, seq.slot + 1)
             logits = self.model(torch.tensor([seq.prompt], device=self.device), cache=cache)[0, -1]
-            self._active.append(seq)
             self._emit(seq, logits)
 
     def _decode(self, n: int) -> None:
@@ -268,6 +274,17 @@ class Engine:
             seq.on_token(seq, out)
         if len(seq.tokens) >= seq.budget:
             self._finish(seq, "length")
+
+    def fail_all(self, reason: str = "error") -> int:
+        """End every active and waiting sequence with `reason` (after a failed step: their
+        requests get an error instead of waiting forever); how many were ended."""
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        ended = [*self._active, *waiting]
+        self._active = []
+        for seq in ended:
+            self._finish(seq, reason)
+        return len(ended)
 
     def _finish(self, seq: Seq, reason: str) -> None:
         if seq.finish_reason is None:

@@ -49,17 +49,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatforge.engine import Engine, Sampling, Seq, Token
+from chatforge.serve import openapi
 from chatforge.serve.config import ServeConfig
 from chatforge.serve.routing import Backend, RecentTurns, Router
 from chatforge.serve.safety import REFUSAL, Guard
@@ -73,6 +74,15 @@ STATIC = Path(__file__).parent / "static"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+
+def _whole(v: Any) -> Any:
+    """JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees); 2.5 and true are not."""
+    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**63 else v
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
+"""A strict int that also takes a whole JSON number written as 2.0."""
 
 
 class TextPart(_Strict):
@@ -99,12 +109,12 @@ class _Sampled(_Strict):
     model: str = ""
     temperature: Annotated[float, Field(ge=0, le=2)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
-    top_k: Annotated[int, Field(ge=0)] = 0  # an extension, as vLLM has
+    top_k: Annotated[Int, Field(ge=0)] = 0  # an extension, as vLLM has
     repetition_penalty: Annotated[float, Field(gt=0, le=10)] = 1.0  # an extension, as vLLM has
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[Int, Field(ge=1)] | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: Annotated[int, Field(ge=1)] = 1
+    seed: Annotated[Int, Field(ge=-(2**63), lt=2**64)] | None = None  # what torch's generator takes
+    n: Annotated[Int, Field(ge=1)] = 1
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -112,21 +122,21 @@ class _Sampled(_Strict):
 
 
 class ChatRequest(_Sampled):
-    messages: list[ChatMessage]
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: Annotated[Int, Field(ge=1)] | None = None
     logprobs: bool = False
-    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    top_logprobs: Annotated[Int, Field(ge=0, le=20)] | None = None
 
 
 class CompletionRequest(_Sampled):
     prompt: str | list[str]
-    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = 16  # OpenAI's default for completions
+    logprobs: Annotated[Int, Field(ge=0, le=20)] | None = None
+    max_tokens: Annotated[Int, Field(ge=1)] | None = 16  # OpenAI's default for completions
 
 
 class FeedbackRequest(_Strict):
     completion_id: str = Field(max_length=200)
-    rating: Literal["up", "down"] | Annotated[int, Field(ge=1, le=5)]
+    rating: Literal["up", "down"] | Annotated[Int, Field(ge=1, le=5)]
     comment: str | None = Field(default=None, max_length=5000)
     corrected: str | None = Field(default=None, max_length=20000)
     messages: list[ChatMessage] | None = None
@@ -236,6 +246,7 @@ class Metrics:
         self.blocked = Counter("chatforge_safety_blocked", "requests and replies refused by the safety layer", ["stage", "reason"], registry=r)
         self.feedback = Counter("chatforge_feedback", "ratings received", ["rating"], registry=r)
         self.rejected = Counter("chatforge_rejected", "requests refused because the queue was full", registry=r)
+        self.generation_errors = Counter("chatforge_generation_errors", "sequences ended by a failed generation step (the log has the traceback)", registry=r)
         # Per model version and A/B variant. The version label takes at most MAX_VERSIONS
         # values (a server promoted many times files the rest under "other"); the variant
         # label takes the --ab names or "none": the series stay bounded.
@@ -458,9 +469,13 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
         srv.metrics.errors.labels(str(e.status_code)).inc()
-        return JSONResponse(error_body(_short(str(e.detail)), "invalid_request_error", None, "not_found" if e.status_code == 404 else None), status_code=e.status_code)
+        return JSONResponse(error_body(_short(str(e.detail)), "invalid_request_error", None, "not_found" if e.status_code == 404 else None), status_code=e.status_code, headers=e.headers)  # a 405's Allow
 
-    @app.get("/health")
+    # The key is checked as a dependency, which FastAPI runs before it validates the body: a
+    # caller without the key learns nothing about the request schema (401 before any 400).
+    key = [Depends(srv.authorize)]
+
+    @app.get("/health", responses=openapi.HEALTH)
     async def health() -> JSONResponse:
         backends = srv.router.backends
         ok = all(b.worker.alive for b in backends)
@@ -472,19 +487,16 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
                 body["last_reload"] = {"at": last[0].at, "versions": last[0].versions, "error": last[0].error or None}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=openapi.METRICS, dependencies=key)
     async def metrics(request: Request) -> Response:
-        srv.authorize(request)
         return Response(generate_latest(srv.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=openapi.MODELS, dependencies=key)
     async def models(request: Request) -> dict[str, Any]:
-        srv.authorize(request)
         return {"object": "list", "data": [{"id": b.version, "object": "model", "created": srv.created, "owned_by": "chatforge"} for b in srv.router.backends]}
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=openapi.generation(openapi.ChatCompletion), dependencies=key)
     async def chat_completions(request: Request, req: ChatRequest) -> Any:
-        srv.authorize(request)
         stop = srv.check_common(req)
         call = await srv.call(req)
         return await _held(srv, call, _chat(srv, call, request, req, stop))
@@ -524,9 +536,8 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
             srv.metrics.blocked.labels("input", blocked).inc()
         return await _respond(srv, call, request, "chat", prompt, samplings, stop, blocked, req, messages)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=openapi.generation(openapi.Completion), dependencies=key)
     async def completions(request: Request, req: CompletionRequest) -> Any:
-        srv.authorize(request)
         stop = srv.check_common(req)
         call = await srv.call(req)
         return await _held(srv, call, _completions(srv, call, request, req, stop))
@@ -546,11 +557,10 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
             srv.metrics.blocked.labels("input", blocked).inc()
         return await _respond(srv, call, request, "text", prompt, samplings, stop, blocked, req, [{"role": "user", "content": text}])
 
-    @app.post("/v1/feedback")
+    @app.post("/v1/feedback", responses=openapi.FEEDBACK, dependencies=key)
     async def feedback(request: Request, req: FeedbackRequest) -> dict[str, Any]:
         from chatforge.feedback.store import Rating
 
-        srv.authorize(request)
         # The version that wrote the rated reply: remembered for recent replies; else, on a
         # server of one model dir, that model; else the store takes the stored turn's.
         version, variant = srv.recent.get(req.completion_id) or (None if cfg.registry else srv.name, None)
@@ -572,7 +582,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
 
     if STATIC.is_dir() and (STATIC / "index.html").is_file():
 
-        @app.get("/")
+        @app.get("/", response_class=FileResponse, responses=openapi.PAGE)
         async def page() -> FileResponse:
             return FileResponse(STATIC / "index.html")
 
@@ -663,6 +673,9 @@ async def _run_choice(srv: Server, call: Call, request: Request, prompt: list[in
                     return
                 continue
             if isinstance(ev, Done):
+                if ev.finish_reason == "error":
+                    srv.metrics.generation_errors.inc()
+                    raise APIError(500, "generation failed for this request (the server's log says why); please retry", type="server_error", code="generation_failed")
                 finish = "length" if ev.finish_reason == "length" else "stop"
                 yield text.flush(), None, finish
                 return

@@ -14,11 +14,14 @@ a timeout) calls `cancel`, which frees the sequence's slot at the next step.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatforge.engine import Engine, Sampling, Seq, Token
+
+log = logging.getLogger("chatforge.serve")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatforge-engine", daemon=True)
         self.error: BaseException | None = None
+        self.failures = 0  # steps that raised (their sequences ended with finish_reason "error")
 
     def start(self) -> None:
         self._thread.start()
@@ -70,14 +74,22 @@ class Worker:
         self._wake.set()
 
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 busy = self.engine.step()
-                if self.on_step is not None:
-                    self.on_step(self.engine)
-                if not busy:
-                    self._wake.wait(timeout=0.5)
-                    self._wake.clear()
-        except BaseException as e:  # a bug: /health reports it, requests fail with 500
-            self.error = e
-            raise
+            except Exception:
+                # A step that fails (a bug, or an input nothing caught) must not take the server
+                # down: the sequences in flight end with an error (their requests get a 500 at
+                # once instead of waiting forever) and the engine goes on with new ones.
+                self.failures += 1
+                log.exception("generation step failed; %d sequences ended with an error", self.engine.fail_all("error"))
+                busy = False
+            except BaseException as e:  # the interpreter is going down: /health reports it
+                self.error = e
+                self.engine.fail_all("error")
+                raise
+            if self.on_step is not None:
+                self.on_step(self.engine)
+            if not busy:
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()

@@ -549,7 +549,7 @@ def learn_setup(root: Path) -> LearnSetup:
     world = synth.generate(3, conversations=120, test_conversations=6, heldout_conversations=1, kb_articles=5, preferences=1)
     write_dataset(root / "test", "conversations", world.test, created_by={"test": True})
     write_dataset(root / "train", "conversations", world.conversations, created_by={"test": True})
-    model = tiny_model_dir(root)
+    tiny_model_dir(root)
     store = FeedbackStore.open(root / "fb.db")
     for i, row in enumerate(synth.live_users(3, 12, exclude=world.conversations + world.test)):
         store.add_turn(Turn(id=f"t{i}", model="v1", messages=row["messages"][:-1], reply="Sorry, no idea.", intent=row["meta"].get("intent")))
