@@ -607,3 +607,160 @@ def learn_kill_trial(setup: LearnSetup, where: Path, rng: random.Random) -> Lear
     after = reg.resolve("production")["version"] if rerun.returncode == 0 else "?"
     return LearnKillTrial(point, died, ok, [v["version"] for v in versions], production,
                           rerun.returncode == 0 and after == f"v{len(versions) + 1}")
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadLevel:
+    multiple: float  # of the measured capacity
+    offered_rps: float
+    sent: int
+    ok: int
+    rejected: int  # 429s
+    rejected_without_retry_after: int
+    other: dict[int, int]  # any other status (or -1: a transport error): must stay empty
+    p50_ms: float
+    p99_ms: float
+    goodput_rps: float  # 200s per second of the level
+
+
+@dataclass
+class LoadReport:
+    capacity_rps: float
+    levels: list[LoadLevel]
+    rss_baseline_mb: float
+    rss_peak_mb: float
+    rss_after_mb: float
+    dropped_streams: int
+    active_after_drops: int
+    waiting_after_drops: int
+    seconds_to_drain: float
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load_trial(root: Path, *, seconds: float = 4.0, multiples: tuple[float, ...] = (0.5, 1, 2, 4), drops: int = 100) -> LoadReport:
+    """A real `chatforge serve` (tiny model, 4 slots, a queue of 8) under open-loop load at
+    multiples of its measured capacity, then `drops` streaming clients that hang up mid-reply."""
+    import asyncio
+
+    import httpx
+    from serve_helpers import free_port, tiny_model_dir, wait_until_up
+
+    model = tiny_model_dir(root)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([EXE, "serve", "--model", str(model), "--port", str(port), "--max-batch", "4", "--queue", "8",
+                             "--store", str(root / "fb.db"), "--model-name", "tiny"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Long enough replies that the load generator (in this process, on the same 2 cores) stays
+    # far cheaper than the server at 4x its capacity. The tiny model ends no reply early: 100 tokens each.
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Where is my order?"}], "max_tokens": 100, "temperature": 0}
+
+    async def one(client: httpx.AsyncClient, out: list[tuple[int, float, bool]]) -> None:
+        t0 = time.perf_counter()
+        try:
+            r = await client.post("/v1/chat/completions", json=body)
+            out.append((r.status_code, time.perf_counter() - t0, "retry-after" in r.headers))
+        except httpx.HTTPError:
+            out.append((-1, time.perf_counter() - t0, False))
+
+    async def closed_loop(clients: int, duration: float) -> float:
+        """Requests per second with `clients` always waiting on one (the capacity)."""
+        done: list[tuple[int, float, bool]] = []
+        end = time.perf_counter() + duration
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            while time.perf_counter() < end:
+                await one(client, done)
+
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=200)) as client:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(client) for _ in range(clients)))
+            return sum(1 for s, _, _ in done if s == 200) / (time.perf_counter() - t0)
+
+    async def open_loop(rate: float, duration: float) -> tuple[list[tuple[int, float, bool]], float]:
+        """Requests sent at a steady `rate` whatever the answers (as independent users do)."""
+        done: list[tuple[int, float, bool]] = []
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1000)) as client:
+            tasks = []
+            t0 = time.perf_counter()
+            n = int(rate * duration)
+            for i in range(n):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(client, done)))
+            await asyncio.gather(*tasks)
+            return done, time.perf_counter() - t0
+
+    async def drop_streams(n: int) -> int:
+        """`n` streaming clients that read the first event and hang up."""
+        dropped = 0
+        stream_body = {**body, "max_tokens": 100, "stream": True, "temperature": 1.0}
+
+        async def hang_up(client: httpx.AsyncClient) -> None:
+            nonlocal dropped
+            for _ in range(200):
+                async with client.stream("POST", "/v1/chat/completions", json=stream_body) as r:
+                    if r.status_code == 200:
+                        async for _ in r.aiter_raw():
+                            dropped += 1
+                            break  # leaving the block closes the connection mid-stream
+                        return
+                assert r.status_code == 429, r.status_code
+                await asyncio.sleep(0.05)  # the slots of the last wave are still being freed
+
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=50)) as client:
+            for _ in range(0, n, 10):  # waves of 10: within the slots and the queue
+                await asyncio.gather(*(hang_up(client) for _ in range(10)))
+        return dropped
+
+    try:
+        wait_until_up(base)
+        asyncio.run(closed_loop(12, 1.0))  # warm up
+        baseline = _rss_mb(proc.pid)
+        capacity = asyncio.run(closed_loop(12, seconds))  # the 4 slots and the queue of 8 always full
+        peak = baseline
+        levels = []
+        for m in multiples:
+            done, took = asyncio.run(open_loop(capacity * m, seconds))
+            peak = max(peak, _rss_mb(proc.pid))
+            ok = [t for s, t, _ in done if s == 200]
+            other: dict[int, int] = {}
+            for s, _, _ in done:
+                if s not in (200, 429):
+                    other[s] = other.get(s, 0) + 1
+            levels.append(LoadLevel(m, capacity * m, len(done), len(ok), sum(1 for s, _, _ in done if s == 429),
+                                    sum(1 for s, _, ra in done if s == 429 and not ra), other,
+                                    1000 * _percentile(ok, 0.5), 1000 * _percentile(ok, 0.99), len(ok) / took))
+        dropped = asyncio.run(drop_streams(drops))
+        t0 = time.perf_counter()
+        health = {}
+        while time.perf_counter() - t0 < 30:
+            health = httpx.get(base + "/health", timeout=10).json()
+            if health["active"] == 0 and health["waiting"] == 0:
+                break
+            time.sleep(0.05)
+        drained = time.perf_counter() - t0
+        time.sleep(1.0)
+        after = _rss_mb(proc.pid)
+        return LoadReport(capacity, levels, baseline, peak, after, dropped, health["active"], health["waiting"], drained)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
