@@ -14,7 +14,7 @@ TORCH ?= torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 PIP := $(BIN)/python -m pip
 
-.PHONY: quickstart test test-slow lint install clean-venv
+.PHONY: quickstart test test-slow lint audit install clean-venv
 
 quickstart: $(VENV)/.installed-core
 	$(BIN)/chatforge quickstart
@@ -24,6 +24,10 @@ test: $(VENV)/.installed-dev
 
 test-slow: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m slow
+
+# Known vulnerabilities in the pinned dependencies (pip-audit; exceptions in .ci/audit-exceptions.txt).
+audit: $(VENV)/.installed-dev
+	$(BIN)/python .ci/audit.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check chatforge tests benchmarks

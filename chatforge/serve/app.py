@@ -350,6 +350,15 @@ class Server:
         if not ok:
             raise APIError(401, "missing or invalid API key (send Authorization: Bearer KEY)", type="invalid_request_error", code="invalid_api_key")
 
+    def shed(self) -> None:
+        """429 at once, before the body is validated or a prompt tokenized, when every backend's
+        batch and queue are full: under overload a refusal must cost almost nothing, or the
+        refusals take the CPU (and the GIL) that generation needs."""
+        limit = self.cfg.max_batch + self.cfg.queue
+        if all(b.engine.waiting + b.engine.active >= limit for b in self.router.backends):
+            self.metrics.rejected.inc()
+            raise APIError(429, "the server is busy: too many requests are waiting; retry shortly", type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"})
+
     def admit(self, call: Call, n: int) -> None:
         """429 when the running batch and the queue are full."""
         e = call.backend.engine
@@ -474,6 +483,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
     # The key is checked as a dependency, which FastAPI runs before it validates the body: a
     # caller without the key learns nothing about the request schema (401 before any 400).
     key = [Depends(srv.authorize)]
+    generate = [Depends(srv.authorize), Depends(srv.shed)]
 
     @app.get("/health", responses=openapi.HEALTH)
     async def health() -> JSONResponse:
@@ -495,7 +505,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
     async def models(request: Request) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": b.version, "object": "model", "created": srv.created, "owned_by": "chatforge"} for b in srv.router.backends]}
 
-    @app.post("/v1/chat/completions", responses=openapi.generation(openapi.ChatCompletion), dependencies=key)
+    @app.post("/v1/chat/completions", responses=openapi.generation(openapi.ChatCompletion), dependencies=generate)
     async def chat_completions(request: Request, req: ChatRequest) -> Any:
         stop = srv.check_common(req)
         call = await srv.call(req)
@@ -536,7 +546,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
             srv.metrics.blocked.labels("input", blocked).inc()
         return await _respond(srv, call, request, "chat", prompt, samplings, stop, blocked, req, messages)
 
-    @app.post("/v1/completions", responses=openapi.generation(openapi.Completion), dependencies=key)
+    @app.post("/v1/completions", responses=openapi.generation(openapi.Completion), dependencies=generate)
     async def completions(request: Request, req: CompletionRequest) -> Any:
         stop = srv.check_common(req)
         call = await srv.call(req)

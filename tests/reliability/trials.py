@@ -273,6 +273,7 @@ def nan_trial(root: Path, rng: random.Random) -> NanTrial:
     from chatforge.train.data import TokenWindows
     from chatforge.train.loop import Dist, NonFiniteLoss, TrainConfig, fit, lm_loss
 
+    root.mkdir(parents=True, exist_ok=True)
     tokens = root / "tokens.bin"
     if not tokens.exists():
         np.tile(np.arange(40, dtype=np.uint16), 100).tofile(tokens)
