@@ -30,6 +30,7 @@ import functools
 import io
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
@@ -60,6 +61,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
 MAX_RECORD_CHARS = 64 * 1024 * 1024  # a single JSON record larger than this is an error
+MAX_META_DEPTH = 32  # extra fields nested deeper than this are an error (later stages recurse over meta)
 
 
 @dataclass
@@ -203,7 +205,7 @@ def _looks_like_jsonl(path: Path) -> bool:
                 try:
                     json.loads(raw)
                     return True
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (ValueError, RecursionError):  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
                     tries -= 1
                     if tries == 0:
                         return False
@@ -235,6 +237,9 @@ def _iter_jsonl(path: Path, display: str, progress: Progress) -> Iterator[Record
             except ValueError as e:
                 yield Record(display, lineno, text, error=f"invalid JSON: {e}")
                 continue
+            except RecursionError:
+                yield Record(display, lineno, text, error=_TOO_DEEP)
+                continue
             yield Record(display, lineno, text, value)
 
 
@@ -246,12 +251,21 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_loads = json.JSONDecoder(parse_constant=_no_constants).decode
+def _finite_float(text: str) -> float:
+    """A JSON number; one beyond a float's range (1e400) would become Infinity, which is not JSON."""
+    x = float(text)
+    if math.isinf(x):
+        raise ValueError(f"number {text[:40]} is too large")
+    return x
+
+
+_loads = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float).decode
+_TOO_DEEP = "invalid JSON: nested too deeply"
 
 
 def _iter_json_stream(path: Path, display: str, progress: Progress) -> Iterator[Record]:
     """A JSON array or a sequence of JSON values (e.g. pretty-printed), read incrementally."""
-    decoder = json.JSONDecoder(parse_constant=_no_constants)
+    decoder = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
     utf8 = codecs.getincrementaldecoder("utf-8")()
     buf, pos, line, eof = "", 0, 1, False
     in_array: bool | None = None
@@ -322,8 +336,10 @@ def _iter_json_stream(path: Path, display: str, progress: Progress) -> Iterator[
                     raise DataError(f"a JSON record is larger than {MAX_RECORD_CHARS} characters", file=display, line=line) from None
                 at = line + buf.count("\n", pos, e.pos)
                 raise DataError(f"invalid JSON: {e.msg}", file=display, line=at) from None
-            except ValueError as e:  # NaN / Infinity
+            except ValueError as e:  # NaN / Infinity, 1e400, a 5,000-digit number
                 raise DataError(f"invalid JSON: {e}", file=display, line=line) from None
+            except RecursionError:
+                raise DataError(_TOO_DEEP, file=display, line=line) from None
             if end == len(buf) and not eof:
                 more()  # a number cut by the buffer end ("12" of "1234") parses: read on and retry
                 continue
@@ -668,7 +684,22 @@ def _identity(obj: dict[str, Any], rec: Record, known: tuple[str, ...]) -> tuple
     for key, v in obj.items():
         if key not in known and key not in ("id", "source", "meta"):
             meta.setdefault(key, v)
+    if _depth(meta) > MAX_META_DEPTH:
+        raise RowError(f"extra fields (meta) are nested more than {MAX_META_DEPTH} levels deep")
     return rid, source, meta
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (iteratively: the value may nest ~1000 deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 def _conversation(rec: Record, obj: dict[str, Any], messages: list[dict[str, str]], known: tuple[str, ...]) -> dict[str, Any]:
