@@ -120,7 +120,7 @@ def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
         if not isinstance(m, Mapping):
             raise ValueError(f"message {i}: must be a {{role, content}} dict, got {type(m).__name__}")
         role = m.get("role")
-        if role not in ROLE_TOKENS:
+        if not isinstance(role, str) or role not in ROLE_TOKENS:
             raise ValueError(f"message {i}: role {role!r} is not one of system, user, assistant")
         if not isinstance(m.get("content"), str):
             raise ValueError(f"message {i}: content must be a string, got {type(m.get('content')).__name__}")
@@ -295,8 +295,8 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int], *, skip_special: bool = False) -> bytes:
         """The bytes `ids` stand for (special tokens as their text unless `skip_special`)."""
         ids = list(ids)
-        if skip_special:
-            ids = [i for i in ids if i >= len(SPECIAL_TOKENS)]
+        if skip_special:  # (an id below 0 is not special: it stays, to be refused below)
+            ids = [i for i in ids if not (isinstance(i, int) and 0 <= i < len(SPECIAL_TOKENS))]
         try:
             return bytes(self.tiktoken.decode_bytes(ids))
         except (KeyError, OverflowError, TypeError):

@@ -52,7 +52,7 @@ NASTY = [
     b",",
     b'"',
     b"\\",
-    "<|assistant|>".encode(),
+    b"<|assistant|>",
 ]
 
 
