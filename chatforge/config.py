@@ -223,10 +223,11 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     raise TypeError(f"unsupported config field type {tp!r} for {name}")  # a bug, not a user error
 
 
-def _check_range(value: Any, meta: typing.Mapping[str, Any]) -> str | None:
+def check_range(value: Any, meta: typing.Mapping[str, Any]) -> str | None:
+    """Why a number breaks a field's `opt()` range (its metadata), or None if it is within it."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # (an int is finite; a huge one overflows isfinite)
         return f"must be a finite number, got {value}"
     if meta.get("ge") is not None and value < meta["ge"]:
         return f"must be >= {meta['ge']}, got {value}"
@@ -314,7 +315,7 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, base: dict[str, Any]
             kwargs[name] = _coerce(v.value, tp, path)
         except ValueError as e:
             raise ConfigError(f"{_where(v, path)}{e}") from None
-        problem = _check_range(kwargs[name], f.metadata)
+        problem = check_range(kwargs[name], f.metadata)
         if problem:
             raise ConfigError(f"{_where(v, path)}{problem}")
     obj = cls(**kwargs)

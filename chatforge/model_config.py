@@ -3,11 +3,12 @@ tools read and validate (so `chatforge --help` and the data commands never impor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chatforge.config import opt
+from chatforge.config import check_range, opt
 from chatforge.errors import ConfigError
 
 
@@ -15,13 +16,13 @@ from chatforge.errors import ConfigError
 class ModelConfig:
     """Size and shape of the GPT (Llama architecture)."""
 
-    vocab_size: int = opt(8192, "vocabulary size (set from the tokenizer)", ge=8)
+    vocab_size: int = opt(8192, "vocabulary size (set from the tokenizer)", ge=8, le=2**24)
     n_layer: int = opt(6, "transformer blocks", ge=1, le=256)
-    n_embd: int = opt(384, "model width (hidden size)", ge=8)
-    n_head: int = opt(6, "query heads", ge=1)
-    n_kv_head: int = opt(0, "key/value heads (grouped-query attention); 0 = n_head", ge=0)
-    intermediate_size: int = opt(0, "MLP hidden size; 0 = about 8/3 x n_embd, a multiple of 64", ge=0)
-    block_size: int = opt(256, "longest sequence (context window) in tokens", ge=8)
+    n_embd: int = opt(384, "model width (hidden size)", ge=8, le=2**16)
+    n_head: int = opt(6, "query heads", ge=1, le=2**12)
+    n_kv_head: int = opt(0, "key/value heads (grouped-query attention); 0 = n_head", ge=0, le=2**12)
+    intermediate_size: int = opt(0, "MLP hidden size; 0 = about 8/3 x n_embd, a multiple of 64", ge=0, le=2**18)
+    block_size: int = opt(256, "longest sequence (context window) in tokens", ge=8, le=2**24)
     rope_theta: float = opt(10000.0, "RoPE base frequency", gt=0)
     norm_eps: float = opt(1e-5, "RMSNorm epsilon", gt=0)
     tie_embeddings: bool = opt(True, "share the input embedding and output projection weights")
@@ -82,27 +83,49 @@ class ModelConfig:
     @staticmethod
     def from_hf(cfg: dict[str, Any]) -> ModelConfig:
         """A ModelConfig from a Llama-family `config.json` (errors name the unsupported field)."""
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"config.json: expected a JSON object, got {type(cfg).__name__}")
         if cfg.get("attention_bias") or cfg.get("mlp_bias"):
             raise ConfigError("config.json: attention/MLP biases are not supported (Llama-style models have none)")
         if cfg.get("hidden_act", "silu") != "silu":
             raise ConfigError(f"config.json: hidden_act {cfg.get('hidden_act')!r} is not supported (expected silu)")
         scaling = cfg.get("rope_scaling")
-        if scaling not in (None, {}) and (scaling or {}).get("rope_type", scaling.get("type")) not in (None, "default"):
+        if scaling not in (None, {}) and (not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) not in (None, "default")):
             raise ConfigError(f"config.json: rope_scaling {scaling!r} is not supported")
-        n_head = int(cfg["num_attention_heads"])
-        hidden = int(cfg["hidden_size"])
+        bounds = {f.name: f.metadata for f in dataclasses.fields(ModelConfig)}
+
+        def num(key: str, field: str, kind: type, default: Any = None) -> Any:
+            # A number of the right kind within the field's range: a downloaded config.json
+            # is outside input, and a size in it is allocated (0 heads divide by zero).
+            v = cfg.get(key)
+            if v is None:
+                v = default
+            if v is None:
+                raise ConfigError(f"config.json: {key}: required")
+            integral = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not integral):
+                raise ConfigError(f"config.json: {key}: must be {'an integer' if kind is int else 'a number'}, got {v!r}")
+            problem = check_range(v, bounds[field])
+            if problem:
+                raise ConfigError(f"config.json: {key}: {problem}")
+            return kind(v)
+
+        n_head = num("num_attention_heads", "n_head", int)
+        hidden = num("hidden_size", "n_embd", int)
         if cfg.get("head_dim") not in (None, hidden // n_head):
             raise ConfigError(f"config.json: head_dim {cfg['head_dim']} != hidden_size / num_attention_heads")
+        rope = cfg.get("rope_parameters")
+        theta = rope.get("rope_theta", 10000.0) if isinstance(rope, dict) else 10000.0
         out = ModelConfig(
-            vocab_size=int(cfg["vocab_size"]),
-            n_layer=int(cfg["num_hidden_layers"]),
+            vocab_size=num("vocab_size", "vocab_size", int),
+            n_layer=num("num_hidden_layers", "n_layer", int),
             n_embd=hidden,
             n_head=n_head,
-            n_kv_head=int(cfg.get("num_key_value_heads") or n_head),
-            intermediate_size=int(cfg["intermediate_size"]),
-            block_size=int(cfg.get("max_position_embeddings", 2048)),
-            rope_theta=float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
-            norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+            n_kv_head=num("num_key_value_heads", "n_kv_head", int, n_head),
+            intermediate_size=num("intermediate_size", "intermediate_size", int),
+            block_size=num("max_position_embeddings", "block_size", int, 2048),
+            rope_theta=num("rope_theta", "rope_theta", float, theta),
+            norm_eps=num("rms_norm_eps", "norm_eps", float, 1e-5),
             tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         )
         out.validate()

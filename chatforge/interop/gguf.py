@@ -21,7 +21,10 @@ in F32 and matrices in F32, F16 or Q8_0 (quantized by the `gguf` package).
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,23 +63,125 @@ def check_gguf_source(path: Path) -> dict[str, Any]:
     gguf = _require_gguf()
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    check_layout(path)
     try:
         reader = gguf.GGUFReader(str(path))
-    except Exception as e:  # the reader raises ValueError/struct errors on files that are not GGUF
+        arch = _field(reader, "general.architecture")
+        meta = {key: _field(reader, name) for key, name in (("pre", "tokenizer.ggml.pre"), ("tokenizer_json", HF_TOKENIZER_KEY), ("tokenizer_config", TOKENIZER_CONFIG_KEY))}
+    except Exception as e:  # the reader raises ValueError/struct errors on files that are not GGUF, strings that are not UTF-8
         raise UserError(f"{path}: not a readable GGUF file: {e}") from None
-    arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise UserError(f"{path}: architecture {arch!r} is not supported; chatforge imports GGUF files of the `llama` architecture (Llama, SmolLM2, TinyLlama, Mistral)")
     types = sorted({t.tensor_type.name for t in reader.tensors})
     bad = [t for t in types if t not in SUPPORTED_TYPES]
     if bad:
         raise UserError(f"{path}: tensor types {', '.join(bad)} are not supported; supported: {', '.join(SUPPORTED_TYPES)}")
-    return {
-        "types": types,
-        "pre": _field(reader, "tokenizer.ggml.pre"),
-        "tokenizer_json": _field(reader, HF_TOKENIZER_KEY),
-        "tokenizer_config": _field(reader, TOKENIZER_CONFIG_KEY),
-    }
+    _check_sizes(path, reader)
+    return {"types": types, **meta}
+
+
+_SCALAR_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value type -> size
+_STRING, _ARRAY = 8, 9
+
+
+def check_layout(path: Path) -> None:
+    """Every count and length a GGUF header declares, against the bytes left in the file.
+
+    The `gguf` reader trusts them: it loops once per declared array item even past the end
+    of the file, so a header declaring 2^40 items hangs it while its memory grows without
+    bound. This walk reads the header once (memory-mapped) and allocates nothing.
+    """
+    gguf = _require_gguf()
+    size = path.stat().st_size
+    if size < 24:
+        raise UserError(f"{path}: not a readable GGUF file: {size} bytes is too short for a GGUF header")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        pos = 0
+
+        def need(n: int, what: str) -> None:
+            if n > size - pos:
+                raise UserError(f"{path}: not a readable GGUF file: {what} at byte {pos} runs past the end of the file ({size:,} bytes)")
+
+        def take(n: int, what: str) -> int:
+            nonlocal pos
+            need(n, what)
+            pos += n
+            return pos - n
+
+        if m[:4] != b"GGUF":
+            raise UserError(f"{path}: not a readable GGUF file: it does not start with GGUF")
+        order = ">" if struct.unpack_from("<I", m, 4)[0] & 0xFFFF == 0 else "<"  # as the reader tells big-endian files
+        pos = 8
+
+        def num(fmt: str, what: str) -> int:
+            return int(struct.unpack_from(order + fmt, m, take(struct.calcsize(fmt), what))[0])
+
+        def value(vtype: int, depth: int) -> None:
+            if vtype in _SCALAR_BYTES:
+                take(_SCALAR_BYTES[vtype], "a value")
+            elif vtype == _STRING:
+                take(num("Q", "a string length"), "a string")
+            elif vtype == _ARRAY and depth < 4:
+                itype, n = num("I", "an array type"), num("Q", "an array length")
+                if itype in _SCALAR_BYTES:
+                    take(n * _SCALAR_BYTES[itype], f"an array of {n:,} items")
+                    return
+                need(8 * n, f"an array of {n:,} items")  # each string or array takes 8 bytes at least
+                for _ in range(n):
+                    value(itype, depth + 1)
+            else:
+                raise UserError(f"{path}: not a readable GGUF file: metadata value type {vtype} at byte {pos} is not one GGUF has")
+
+        n_tensors, n_kv = num("Q", "the tensor count"), num("Q", "the metadata count")
+        need(13 * n_kv + 24 * n_tensors, f"{n_kv:,} metadata entries and {n_tensors:,} tensors")  # their smallest sizes
+        for _ in range(n_kv):
+            take(num("Q", "a key length"), "a key")
+            value(num("I", "a value type"), 0)
+        extents = []
+        for _ in range(n_tensors):
+            take(num("Q", "a tensor name length"), "a tensor name")
+            n_dims = num("I", "a tensor's dimension count")
+            if n_dims > 4:
+                raise UserError(f"{path}: not a readable GGUF file: a tensor with {n_dims} dimensions (at most 4)")
+            dims = [num("Q", "a tensor dimension") for _ in range(n_dims)]
+            qtype, offset = num("I", "a tensor type"), num("Q", "a tensor offset")
+            block, type_size = gguf.GGML_QUANT_SIZES.get(qtype, (1, 0)) if qtype in iter(gguf.GGMLQuantizationType) else (1, 0)
+            extents.append((offset, math.prod(dims) * type_size // block))
+        for offset, nbytes in extents:  # the data section starts after the header (aligned)
+            need(offset + nbytes, f"a tensor of {nbytes:,} bytes")
+
+
+def _check_sizes(path: Path, reader: Any) -> None:
+    """The llama.* sizes against the tensors' shapes: transformers builds the model from the
+    metadata before it reads a tensor, so a header declaring 2^20 blocks, or a width of 2^30,
+    over small tensors would loop and allocate without bound."""
+    shapes = {t.name: [int(x) for x in t.shape] for t in reader.tensors}  # ggml order: columns first
+
+    def size(key: str, default: Any = None) -> int:
+        v = _field(reader, key)
+        v = default if v is None else v
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UserError(f"{path}: metadata {key} must be a positive integer, got {v!r}")
+        return v
+
+    embd = shapes.get("token_embd.weight", [])
+    if len(embd) != 2:
+        raise UserError(f"{path}: no token_embd.weight matrix, which every Llama model has")
+    n_embd, n_layer, ff = size("llama.embedding_length"), size("llama.block_count"), size("llama.feed_forward_length")
+    heads = size("llama.attention.head_count")
+    kv_heads = size("llama.attention.head_count_kv", heads)
+    blocks = {name.split(".")[1] for name in shapes if name.startswith("blk.")}
+    if blocks != {str(i) for i in range(n_layer)}:
+        raise UserError(f"{path}: llama.block_count is {n_layer:,} but the tensors are of {len(blocks):,} blocks")
+    if n_embd % heads or heads % kv_heads:
+        raise UserError(f"{path}: llama.attention.head_count ({heads}) must divide llama.embedding_length ({n_embd}), and head_count_kv ({kv_heads}) head_count")
+    want = {"token_embd.weight": [n_embd, embd[1]], "blk.0.ffn_up.weight": [n_embd, ff], "blk.0.attn_k.weight": [n_embd, n_embd // heads * kv_heads]}
+    for name, shape in want.items():
+        if shapes.get(name) != shape:
+            raise UserError(f"{path}: {name} has shape {shapes.get(name)}, the llama.* metadata implies {shape}")
+    vocab = _field(reader, "llama.vocab_size")
+    if vocab is not None and vocab != embd[1]:
+        raise UserError(f"{path}: llama.vocab_size is {vocab!r} but token_embd.weight has {embd[1]:,} rows")
 
 
 def _load_tokenizer(path: Path, meta: dict[str, Any], block_size: int) -> Tokenizer:
@@ -92,7 +197,10 @@ def _load_tokenizer(path: Path, meta: dict[str, Any], block_size: int) -> Tokeni
                 AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(tmp)
             except Exception as e:  # transformers raises many kinds on metadata it cannot convert
                 raise UserError(f"{path}: cannot rebuild the tokenizer from the GGUF metadata: {e}") from None
-        tok = Tokenizer.load(tmp)
+        try:
+            tok = Tokenizer.load(tmp)
+        except UserError as e:  # it names a file in `tmp`, gone by now: name the GGUF instead
+            raise UserError(f"{path}: the tokenizer in its metadata: {str(e).replace(tmp + os.sep, '')}") from None
     tok.model_max_length = block_size
     return tok
 
@@ -107,7 +215,10 @@ def import_gguf(path: Path, out: Path, *, block_size: int = 0, overwrite: bool =
         hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     except Exception as e:  # transformers raises many kinds on files it cannot convert
         raise UserError(f"{path}: transformers could not load it: {e}") from None
-    cfg = ModelConfig.from_hf(hf_model.config.to_dict())
+    try:
+        cfg = ModelConfig.from_hf(hf_model.config.to_dict())
+    except UserError as e:
+        raise UserError(f"{path}: the metadata, as transformers reads it: {e}") from None
     model = GPT(cfg)
     state = {k: v for k, v in hf_model.state_dict().items() if not (cfg.tie_embeddings and k == "lm_head.weight")}
     missing, unexpected = model.load_state_dict(state, strict=False)
