@@ -54,7 +54,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +74,22 @@ STATIC = Path(__file__).parent / "static"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode(cls, data: Any) -> Any:
+        """JSON may escape a lone surrogate ("\\ud800"), which is not text: no tokenizer or store takes it."""
+        stack = [data]
+        while stack:  # not recursive: the body may nest deeply
+            v = stack.pop()
+            if isinstance(v, str) and not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
+                raise ValueError("text holds an unpaired surrogate, which is not valid Unicode")
+            if isinstance(v, dict):
+                stack.extend(v)
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+        return data
 
 
 def _whole(v: Any) -> Any:
@@ -373,6 +389,8 @@ class Server:
         if mt > lim.max_tokens:
             raise APIError(400, f"max_tokens is {mt}; this server allows at most {lim.max_tokens}", param="max_tokens", code="invalid_value")
         seed = None if req.seed is None else req.seed + index
+        if seed is not None and seed >= 2**64:  # choice `index` of a seed near the top wraps (torch takes 64 bits)
+            seed -= 2**64
         return Sampling(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, max_tokens=mt, seed=seed, repetition_penalty=req.repetition_penalty, logprobs=logprobs, summary=self.cfg.log_conversations)
 
     def check_common(self, req: _Sampled) -> list[str]:
@@ -472,7 +490,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None, model_name: str =
         srv.metrics.errors.labels("400").inc()
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
         loc = [str(x) for x in first.get("loc", ()) if x != "body"]
-        param = ".".join(loc) or None
+        param = _short(".".join(loc)) or None  # a key of the body may be long too
         return JSONResponse(error_body(_short(f"{param or 'body'}: {first.get('msg', 'invalid')}"), "invalid_request_error", param, "invalid_value"), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
