@@ -106,6 +106,8 @@ class ModelConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not integral):
                 raise ConfigError(f"config.json: {key}: must be {'an integer' if kind is int else 'a number'}, got {v!r}")
             problem = check_range(v, bounds[field])
+            if problem is None and kind is float and abs(v) > 1e308:
+                problem = f"too large, got {v}"  # (an int past a float's range)
             if problem:
                 raise ConfigError(f"config.json: {key}: {problem}")
             return kind(v)
