@@ -325,6 +325,7 @@ def test_peak_memory_stays_flat_on_files_that_declare_gigabytes(sources: dict[st
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result["outcomes"].values()) == {"UserError"}, result
+    print(f"peak RSS growth over {len(files)} hostile imports: {result['growth_kb'] / 1024:.1f} MB")  # a figure for -s runs
     assert result["growth_kb"] * 1024 < RSS_GROWTH_LIMIT, f"peak RSS grew by {result['growth_kb'] / 1024:.0f} MB"
 
 
