@@ -22,7 +22,7 @@ atheris reports it as a crash with the input that caused it (saved as crash-<sha
 it with `python tests/reliability/fuzz_atheris.py TARGET crash-<sha1>`). The tiny model the
 gguf, safetensors and api-schema targets need is built once into $CHATFORGE_FUZZ_CACHE
 (default: a folder in the system temp dir); inputs are written
-in $CHATFORGE_FUZZ_SCRATCH (default: a new temp folder, left behind: libFuzzer exits without
+in $CHATFORGE_FUZZ_SCRATCH (default: a folder in the system temp dir, left behind: libFuzzer exits without
 cleaning up). tests/reliability/test_fuzz_atheris.py runs every
 target for a few hundred inputs so the harness cannot rot.
 """
@@ -55,7 +55,7 @@ with atheris.instrument_imports(include=["chatforge"]):  # coverage feedback fro
     from chatforge.tokenizer import Tokenizer, train_tokenizer
 
 CACHE = Path(os.environ.get("CHATFORGE_FUZZ_CACHE") or Path(tempfile.gettempdir()) / "chatforge-fuzz-cache")
-SCRATCH = Path(os.environ.get("CHATFORGE_FUZZ_SCRATCH") or tempfile.mkdtemp(prefix="chatforge-atheris-"))  # left behind: libFuzzer exits without cleanup
+SCRATCH = Path(os.environ.get("CHATFORGE_FUZZ_SCRATCH") or Path(tempfile.gettempdir()) / f"chatforge-atheris-{os.getpid()}")  # left behind: libFuzzer exits without cleanup
 
 
 def tiny_model() -> Path:
