@@ -27,6 +27,7 @@ gets ordinary byte-level tokens and cannot forge a turn (a prompt-injection guar
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import re
@@ -520,6 +521,32 @@ class StreamDecoder:
 _SLOT = re.compile("\ue000(\\d+)\ue001")  # where message i's content goes in a rendered template
 
 
+TEMPLATE_MAX_ITEMS = 1_000_000  # the longest string or list a chat template may build with * (a rendered chat is far less)
+
+
+@functools.cache
+def _template_sandbox() -> type:
+    """The environment class chat templates render in (built on first use: jinja2 is imported lazily)."""
+    import jinja2.sandbox
+
+    class Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+        """jinja2's immutable sandbox, with `*` and `**` bounded: a template that comes with a
+        model must not be able to ask for 'a' * 10**10 (the sandbox itself only bounds range())."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > TEMPLATE_MAX_ITEMS:
+                        raise jinja2.sandbox.SecurityError(f"a string or list of {len(seq)} x {times} items is over the limit of {TEMPLATE_MAX_ITEMS}")
+            if operator == "**" and isinstance(right, int) and isinstance(left, int) and abs(right) > 1000 and abs(left) > 1:
+                raise jinja2.sandbox.SecurityError(f"the power {left} ** {right} is over the limit")
+            return super().call_binop(context, operator, left, right)
+
+    return Sandbox
+
+
 class TemplateTokenizer(Tokenizer):
     """A Hugging Face tokenizer of another model family, with its own Jinja chat template.
 
@@ -581,7 +608,7 @@ class TemplateTokenizer(Tokenizer):
         def raise_exception(message: str) -> None:
             raise UserError(f"{where}: chat template: {message}")
 
-        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env = _template_sandbox()(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = raise_exception
         env.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
         try:

@@ -158,6 +158,8 @@ def test_chat_templates_render_in_a_sandbox():
         "{% for m in messages %}{{ messages.append(m) }}{% endfor %}",
         "{{ raise_exception('no system role here') }}",
         "{{ messages + 1 }}",
+        "{{ 'a' * 10**10 }}",  # memory: the sandbox bounds * and **
+        "{{ 2 ** 100000000 }}",
     ):
         with pytest.raises(UserError, match="chat template"):
             trials.template_tokenizer(template)
