@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from chatforge.atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_tree, staged_dir
-from chatforge.errors import UserError
+from chatforge.errors import ConfigError, UserError
 from chatforge.model import GPT, ModelConfig
 
 CHECKPOINTS = "checkpoints"
@@ -153,24 +153,76 @@ def is_model_dir(path: Path) -> bool:
     )
 
 
+def read_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object; a UserError naming the file otherwise."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8
+        raise UserError(f"{path}: unreadable: {e}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def weight_files(src: Path) -> list[Path]:
+    """model.safetensors, or the shards model.safetensors.index.json lists (files in `src`)."""
+    if (src / "model.safetensors").is_file():
+        return [src / "model.safetensors"]
+    index_path = src / "model.safetensors.index.json"
+    weight_map = read_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+        raise UserError(f"{index_path}: weight_map must map tensor names to shard file names")
+    names = sorted(set(weight_map.values()))
+    bad = [f for f in names if Path(f).name != f or f in ("", ".", "..") or not (src / f).is_file()]
+    if bad:
+        raise UserError(f"{index_path}: shard {bad[0]!r} is not a file in {src}")
+    return [src / f for f in names]
+
+
+def check_weights(src: Path, config: dict[str, Any]) -> None:
+    """config.json against the safetensors headers (tensor names and shapes), before any
+    weight is allocated: a config declaring a model far larger than its files is a clear
+    error, not an out-of-memory kill (the headers themselves are checked against the file
+    sizes by safetensors)."""
+    from safetensors import safe_open
+
+    try:
+        cfg = ModelConfig.from_hf(config)
+    except ConfigError as e:  # it names "config.json: field"; say which one
+        raise ConfigError(f"{src}/{e}") from None
+    with torch.device("meta"):  # shapes only: nothing allocated
+        want = {k: tuple(v.shape) for k, v in model_state(GPT(cfg)).items()}
+    got: dict[str, tuple[int, ...]] = {}
+    for path in weight_files(src):
+        try:
+            with safe_open(str(path), "pt") as f:
+                for name in f.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                    got[name] = tuple(f.get_slice(name).get_shape())
+        except (SafetensorError, OSError) as e:
+            raise UserError(f"{path}: cannot read the weights: {e}") from None
+    if cfg.tie_embeddings:
+        got.pop("lm_head.weight", None)
+    missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    if missing or unexpected:
+        raise UserError(f"{src}: weights do not match config.json: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, shape in got.items():
+        if shape != want[name]:
+            raise UserError(f"{src}: {name} has shape {shape}, config.json implies {want[name]}")
+
+
 def read_state(directory: Path) -> dict[str, torch.Tensor]:
     """Tensors of a model dir: `model.safetensors`, or the shards listed in its index."""
-    single = directory / "model.safetensors"
-    index = directory / "model.safetensors.index.json"
-    try:
-        if single.is_file():
-            return load_file(str(single))
-        if index.is_file():
-            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-            state: dict[str, torch.Tensor] = {}
-            for f in files:
-                state.update(load_file(str(directory / f)))
-            return state
-    except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise UserError(f"{directory}: cannot read the weights: {e}") from None
-    if any(directory.glob("*.bin")) or any(directory.glob("*.pt")):
-        raise UserError(f"{directory}: weights are in a pickle format (.bin/.pt), which is never loaded here; convert them to safetensors")
-    raise UserError(f"{directory}: no model.safetensors")
+    if not (directory / "model.safetensors").is_file() and not (directory / "model.safetensors.index.json").is_file():
+        if any(directory.glob("*.bin")) or any(directory.glob("*.pt")):
+            raise UserError(f"{directory}: weights are in a pickle format (.bin/.pt), which is never loaded here; convert them to safetensors")
+        raise UserError(f"{directory}: no model.safetensors")
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(directory):
+        try:
+            state.update(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise UserError(f"{path}: cannot read the weights: {e}") from None
+    return state
 
 
 def load_model_dir(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> GPT:
@@ -179,10 +231,7 @@ def load_model_dir(path: str | Path, *, dtype: torch.dtype = torch.float32, devi
     cfg_path = directory / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{directory}: not a model dir (no config.json)")
-    try:
-        hf = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{cfg_path}: invalid JSON: {e}") from None
+    hf = read_object(cfg_path)
     if hf.get("auto_map"):
         raise UserError(f"{cfg_path}: the model needs custom code (auto_map / trust_remote_code), which is never run")
     arch = (hf.get("architectures") or ["?"])[0]
@@ -190,7 +239,8 @@ def load_model_dir(path: str | Path, *, dtype: torch.dtype = torch.float32, devi
         raise UserError(f"{cfg_path}: architecture {arch!r} ({hf.get('model_type')!r}) is not supported; expected the Llama family")
     if hf.get("sliding_window") not in (None, 0) and hf.get("use_sliding_window", True):
         raise UserError(f"{cfg_path}: sliding-window attention is not supported")
-    extra = json.loads((directory / "chatforge.json").read_text(encoding="utf-8")) if (directory / "chatforge.json").is_file() else {}
+    extra = read_object(directory / "chatforge.json") if (directory / "chatforge.json").is_file() else {}
+    check_weights(directory, hf)  # shapes from the safetensors headers, before anything is allocated
     cfg = ModelConfig.from_hf(hf)
     if isinstance(extra.get("model"), dict):
         cfg.dropout = float(extra["model"].get("dropout", 0.0))

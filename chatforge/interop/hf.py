@@ -22,9 +22,17 @@ from typing import Any
 import torch
 
 from chatforge.atomic import atomic_write_json, staged_dir
-from chatforge.checkpoint import is_model_dir, load_model_dir, model_state, save_model_dir, save_tensors
-from chatforge.errors import ConfigError, UserError
-from chatforge.model import GPT, ModelConfig
+from chatforge.checkpoint import (
+    check_weights,
+    is_model_dir,
+    load_model_dir,
+    model_state,
+    read_object,
+    save_model_dir,
+    save_tensors,
+)
+from chatforge.errors import UserError
+from chatforge.model import GPT
 from chatforge.tokenizer import Tokenizer
 from chatforge.ui import QUIET, UI
 
@@ -44,9 +52,9 @@ def check_hf_source(src: Path) -> dict[str, Any]:
         raise UserError(f"{src}: no such directory (give a Hugging Face model dir or a .gguf file)")
     if not cfg_path.is_file():
         raise UserError(f"{src}: not a Hugging Face model dir (no config.json)")
-    cfg = _read_object(cfg_path)
+    cfg = read_object(cfg_path)
     tok_cfg_path = src / "tokenizer_config.json"
-    tok_cfg = _read_object(tok_cfg_path) if tok_cfg_path.is_file() else {}
+    tok_cfg = read_object(tok_cfg_path) if tok_cfg_path.is_file() else {}
     for path, c in ((cfg_path, cfg), (tok_cfg_path, tok_cfg)):
         if c.get("auto_map") or c.get("trust_remote_code"):
             raise UserError(f"{path}: the model needs its own Python code (auto_map / trust_remote_code), which chatforge never runs; {SUPPORTED}")
@@ -69,63 +77,6 @@ def check_hf_source(src: Path) -> dict[str, Any]:
         what = " (only a SentencePiece tokenizer.model)" if (src / "tokenizer.model").is_file() else ""
         raise UserError(f"{src}: no tokenizer.json{what}; save the tokenizer with transformers' fast tokenizer first")
     return dict(cfg)
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    """A JSON file holding an object; a UserError naming the file otherwise."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8
-        raise UserError(f"{path}: unreadable: {e}") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def weight_files(src: Path) -> list[Path]:
-    """model.safetensors, or the shards model.safetensors.index.json lists (files in `src`)."""
-    if (src / "model.safetensors").is_file():
-        return [src / "model.safetensors"]
-    index_path = src / "model.safetensors.index.json"
-    weight_map = _read_object(index_path).get("weight_map")
-    if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
-        raise UserError(f"{index_path}: weight_map must map tensor names to shard file names")
-    names = sorted(set(weight_map.values()))
-    bad = [f for f in names if Path(f).name != f or f in ("", ".", "..") or not (src / f).is_file()]
-    if bad:
-        raise UserError(f"{index_path}: shard {bad[0]!r} is not a file in {src}")
-    return [src / f for f in names]
-
-
-def check_weights(src: Path, config: dict[str, Any]) -> None:
-    """config.json against the safetensors headers (tensor names and shapes), before any
-    weight is allocated: a config declaring a model far larger than its files is a clear
-    error, not an out-of-memory kill (the headers themselves are checked against the file
-    sizes by safetensors)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        cfg = ModelConfig.from_hf(config)
-    except ConfigError as e:  # it names "config.json: field"; say which one
-        raise ConfigError(f"{src}/{e}") from None
-    with torch.device("meta"):  # shapes only: nothing allocated
-        want = {k: tuple(v.shape) for k, v in model_state(GPT(cfg)).items()}
-    got: dict[str, tuple[int, ...]] = {}
-    for path in weight_files(src):
-        try:
-            with safe_open(str(path), "pt") as f:
-                for name in f.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                    got[name] = tuple(f.get_slice(name).get_shape())
-        except (SafetensorError, OSError) as e:
-            raise UserError(f"{path}: cannot read the weights: {e}") from None
-    if cfg.tie_embeddings:
-        got.pop("lm_head.weight", None)
-    missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-    if missing or unexpected:
-        raise UserError(f"{src}: weights do not match config.json: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for name, shape in got.items():
-        if shape != want[name]:
-            raise UserError(f"{src}: {name} has shape {shape}, config.json implies {want[name]}")
 
 
 def write_imported(out: Path, model: GPT, tok: Tokenizer, info: dict[str, Any], *, overwrite: bool) -> Path:

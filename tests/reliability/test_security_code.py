@@ -185,3 +185,21 @@ def test_each_rule_catches_its_pattern(tmp_path, source, rule, monkeypatch):
     monkeypatch.setattr(Path, "relative_to", lambda self, other: self)
     with pytest.raises(AssertionError):
         rule()
+
+
+def test_a_hostile_model_dir_cannot_make_serve_allocate_what_it_declares(tmp_path):
+    """`chatforge serve/chat --model DIR` on a dir whose config.json declares a huge model next
+    to small weights: refused from the safetensors headers before anything is allocated."""
+    import json
+
+    from serve_helpers import tiny_model_dir
+
+    from chatforge.checkpoint import load_model_dir
+    from chatforge.errors import UserError
+
+    model = tiny_model_dir(tmp_path)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg.update(num_hidden_layers=100_000, vocab_size=2**24)
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=r"config\.json"):
+        load_model_dir(model)
