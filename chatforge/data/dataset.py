@@ -79,7 +79,12 @@ def canonical_json(obj: Any) -> str:
     some floats differently: 1e-05 vs 0.00001) or something orjson refuses (an int over
     64 bits, a lone surrogate, a non-string key).
     """
-    if _floatless(obj):
+    return _canonical(obj, _floatless(obj))
+
+
+def _canonical(obj: Any, floatless: bool) -> str:
+    """`canonical_json(obj)` when whether `obj` holds a float is already known."""
+    if floatless:
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode("utf-8")
         except (orjson.JSONEncodeError, TypeError):
@@ -127,10 +132,14 @@ def content_hash(rows: Iterable[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+_FIELD_SETS = {k: frozenset(v) for k, v in FIELDS.items()}
+_MESSAGE_KEYS = frozenset(("role", "content"))
+
+
 def check_row(row: dict[str, Any], kind: str) -> None:
     """Raise ValueError if `row` does not have the shape of its kind (a programming error)."""
     want = FIELDS[kind]
-    if set(row) != set(want):
+    if row.keys() != _FIELD_SETS[kind]:
         raise ValueError(f"{kind} row must have fields {want}, got {tuple(row)}")
     for key in want:
         v = row[key]
@@ -138,11 +147,12 @@ def check_row(row: dict[str, Any], kind: str) -> None:
             if not isinstance(v, dict):
                 raise ValueError(f"meta must be a dict, got {type(v).__name__}")
         elif key in ("messages", "prompt"):
-            if not isinstance(v, list) or not all(
-                isinstance(m, dict) and set(m) == {"role", "content"} and m["role"] in ROLES and isinstance(m["content"], str)
-                for m in v
-            ):
+            if not isinstance(v, list):
                 raise ValueError(f"{key} must be a list of {{role, content}} messages")
+            # A plain loop: this runs for every message of every row written.
+            for m in v:
+                if not (isinstance(m, dict) and m.keys() == _MESSAGE_KEYS and m["role"] in ROLES and isinstance(m["content"], str)):
+                    raise ValueError(f"{key} must be a list of {{role, content}} messages")
         elif not isinstance(v, str):
             raise ValueError(f"{key} must be a string, got {type(v).__name__}")
 
@@ -151,10 +161,21 @@ def encode_rows(rows: Sequence[dict[str, Any]], kind: str) -> tuple[pa.RecordBat
     """Rows made ready for `DatasetWriter.write_encoded`, in any process: checked, as an
     Arrow batch in the kind's schema (meta as JSON text), and each row's canonical JSON
     (what the content hash reads)."""
+    metas: list[str] = []
+    row_json: list[str] = []
     for row in rows:
         check_row(row, kind)
-    records = [{**row, "meta": canonical_json(row["meta"])} for row in rows]
-    return pa.RecordBatch.from_pylist(records, schema=SCHEMAS[kind]), [canonical_json(row) for row in rows]
+        # A checked row holds only strings outside its meta: whether it holds a float
+        # is whether its meta does.
+        floatless = _floatless(row["meta"])
+        metas.append(_canonical(row["meta"], floatless))
+        row_json.append(_canonical(row, floatless))
+    schema = SCHEMAS[kind]
+    columns = [
+        pa.array(metas if name == "meta" else [row[name] for row in rows], type=schema.field(name).type)
+        for name in schema.names
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema), row_json
 
 
 def decode_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:

@@ -77,19 +77,18 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
 
 
 MAX_CANDIDATES = 16
-_IS_WORD_BYTE = np.ones(256, dtype=bool)
-_IS_WORD_BYTE[list(b" \t\n\r\x0b\x0c")] = False
-
-
-@functools.lru_cache(maxsize=8)
-def _powers(n: int) -> np.ndarray:
-    """_MIX^0 .. _MIX^(n-1) mod 2^64: weights of a word's bytes by position (a polynomial hash)."""
-    out = np.ones(max(n, 1), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for i in range(1, n):
-            out[i] = out[i - 1] * _MIX
-    return out
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) to combine word hashes
+_MIX_INVERSE = np.uint64(pow(int(_MIX), -1, 1 << 64))  # odd, so invertible mod 2^64
+
+
+@functools.lru_cache(maxsize=4)
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_MIX^i and _MIX^-i mod 2^64 for i < n (uint64): the weights of a byte at position i."""
+    up = np.full(max(n, 1), _MIX, dtype=np.uint64)
+    down = np.full(max(n, 1), _MIX_INVERSE, dtype=np.uint64)
+    up[0] = down[0] = 1
+    with np.errstate(over="ignore"):
+        return np.cumprod(up), np.cumprod(down)
 
 
 def affine32_permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -124,29 +123,39 @@ class Signer:
     def word_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """A 64-bit hash of every word (split on ASCII whitespace) of every text, and the word count per text.
 
-        Vectorized over the bytes of the whole batch: a Python loop over words costs ~0.5 µs
-        a word, this ~20 ns.
+        A word's hash is the polynomial sum of (byte + 1) * _MIX^i over its bytes (i = the
+        byte's position in the word). It is read off one prefix sum over the whole batch:
+        with P[k] = sum of (byte_j + 1) * _MIX^j for j < k, the word at [s, e) hashes to
+        (P[e] - P[s]) * _MIX^-s. Vectorized over the bytes of the batch: a Python loop over
+        words costs ~0.5 µs a word, this ~10 ns.
         """
         encoded = [t.encode("utf-8") for t in texts]
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-        text_start = np.zeros(len(data), dtype=bool)
-        text_start[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
-        is_word = _IS_WORD_BYTE[data]
-        prev_word = np.concatenate([[False], is_word[:-1]]) & ~text_start
-        starts = is_word & ~prev_word
-        start_idx = np.flatnonzero(starts)
-        text_of_start = np.searchsorted(np.cumsum(lengths), start_idx, side="right")
-        counts = np.bincount(text_of_start, minlength=len(texts)).astype(np.int64)
-        word_of_byte = np.cumsum(starts)[is_word] - 1
-        pos = np.flatnonzero(is_word)
-        first_pos = start_idx
-        offset = pos - first_pos[word_of_byte]  # position of each byte inside its word
-        powers = _powers(int(offset.max()) + 1 if len(offset) else 1)
+        n = len(data)
+        text_end = np.cumsum(np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded)))
+        # Comparisons, not a lookup table: ~4x faster. Whitespace is \t \n \x0b \x0c \r and space.
+        is_word = (data != 32) & ((data < 9) | (data > 13))
+        cut = np.zeros(n + 1, dtype=bool)  # True between two texts (and at both ends)
+        cut[0] = True
+        cut[text_end] = True
+        # A word starts at a word byte that follows no word byte of the same text; ends likewise.
+        joined = np.zeros(n + 1, dtype=bool)  # joined[k]: bytes k-1 and k are word bytes of one text
+        np.logical_and(is_word[:-1], is_word[1:], out=joined[1:n])
+        joined &= ~cut
+        starts = np.flatnonzero(is_word & ~joined[:n])
+        ends = np.flatnonzero(is_word & ~joined[1:]) + 1
+        counts = np.diff(np.searchsorted(starts, text_end), prepend=0).astype(np.int64)
+        if not len(starts):
+            return np.zeros(0, dtype=np.uint64), counts
+        up, down = _power_tables(1 << max(16, n.bit_length()))  # a few sizes, cached
+        prefix = np.zeros(n + 1, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            weighted = (data[is_word].astype(np.uint64) + np.uint64(1)) * powers[offset]
-            hashes = np.add.reduceat(weighted, np.flatnonzero(offset == 0)) if len(first_pos) else weighted
-        return hashes.astype(np.uint64), counts
+            weighted = data.astype(np.uint64)
+            weighted += np.uint64(1)
+            weighted *= up[:n]
+            np.cumsum(weighted, out=prefix[1:])
+            hashes = (prefix[ends] - prefix[starts]) * down[starts]
+        return hashes, counts
 
     def shingle_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """uint32 hashes of every text's word n-grams, concatenated, and the count per text."""
