@@ -359,14 +359,15 @@ class DedupIndex:
         duplicates join it too (a leakage index must hold every held-out row)."""
         cfg, n = self.cfg, len(ids)
         near = cfg.near and sigs is not None and n > 0
-        ckeys = np.array([int.from_bytes(k[:8], "little", signed=True) for k in keys], dtype=np.int64)
+        ckey_list = [int.from_bytes(k[:8], "little", signed=True) for k in keys]
+        ckeys = np.array(ckey_list, dtype=np.int64)
         # Earlier rows (in the index) matching each row of the batch, found with one lookup per map.
         exact_of: dict[int, int] = {}
         if cfg.exact and n:
             qi, rows = self.exact.lookup(ckeys)
             for q, r in zip(qi.tolist(), rows.tolist(), strict=True):
                 exact_of.setdefault(q, r)
-        shared: list[dict[int, int]] = [{} for _ in range(n)]  # row -> bands shared with an index row
+        shared: dict[int, dict[int, int]] = {}  # batch row -> {index row: bands shared with it}
         empty = np.zeros(n, dtype=bool)
         bkeys = np.empty((n, 0), dtype=np.int64)
         if near:
@@ -375,7 +376,8 @@ class DedupIndex:
             bkeys = band_keys(sigs, self.bands, self.rows)
             qi, rows = self.band.lookup(bkeys.ravel())
             for q, r in zip((qi // self.bands).tolist(), rows.tolist(), strict=True):
-                shared[q][r] = shared[q].get(r, 0) + 1
+                mine = shared.setdefault(q, {})
+                mine[r] = mine.get(r, 0) + 1
         # Within the batch, rows are compared with the batch's earlier kept rows too, through
         # the band keys that more than one row of the batch holds (most rows hold none).
         in_batch = np.zeros(bkeys.shape, dtype=bool)
@@ -386,19 +388,23 @@ class DedupIndex:
             in_batch.ravel()[by_key[1:][same]] = True
             in_batch.ravel()[by_key[:-1][same]] = True
         shares: list[bool] = np.asarray(in_batch.any(axis=1)).tolist()
+        signed: list[bool] = (~empty).tolist() if near else [False] * n  # rows with a signature to compare
         batch_exact: dict[int, int] = {}
         batch_band: dict[int, list[int]] = {}
         found: list[tuple[str | None, int, float]] = []  # (reason, index row duplicated, similarity)
         new_rows: list[int] = []
+        # Signatures of candidates: index rows read from disk, and this batch's rows that
+        # share a band key with another row of the batch (the only ones it can compare with).
         cache: dict[int, np.ndarray] = {}
+        # A plain loop over Python values (no numpy scalars): it runs for every row.
         for i in range(n):
             verdict: tuple[str | None, int, float] = (None, -1, 1.0)
-            r = exact_of.get(i, batch_exact.get(int(ckeys[i]))) if cfg.exact else None
+            r = (exact_of[i] if i in exact_of else batch_exact.get(ckey_list[i])) if cfg.exact else None
             if r is not None:
                 verdict = ("duplicate", r, 1.0)
-            elif near and not empty[i]:
+            elif signed[i]:
                 assert sigs is not None
-                cand = shared[i]
+                cand = shared.get(i, {})
                 if shares[i]:
                     for k in bkeys[i][in_batch[i]].tolist():
                         for r in batch_band.get(k, ()):
@@ -416,15 +422,13 @@ class DedupIndex:
             row = self._next_row
             self._next_row += 1
             new_rows.append(i)
-            batch_exact.setdefault(int(ckeys[i]), row)
-            if near and not empty[i]:
+            batch_exact.setdefault(ckey_list[i], row)
+            if signed[i] and shares[i]:
                 assert sigs is not None
                 cache[row] = sigs[i]
-                if shares[i]:
-                    for k in bkeys[i][in_batch[i]].tolist():
-                        batch_band.setdefault(k, []).append(row)
-            else:  # rows with no words still get a signature slot, so row numbers stay aligned
-                cache[row] = np.full(cfg.num_perm, 0xFFFFFFFF, dtype=np.uint32)
+                for k in bkeys[i][in_batch[i]].tolist():
+                    batch_band.setdefault(k, []).append(row)
+            # (rows with no words still get a signature slot on disk, so row numbers stay aligned)
         if insert and new_rows:
             first = self._next_row - len(new_rows)
             rows = np.arange(first, self._next_row, dtype=np.int64)
