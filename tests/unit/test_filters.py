@@ -4,11 +4,14 @@ and on the built-in support world."""
 from __future__ import annotations
 
 import pickle
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatforge.config import load_config
 from chatforge.data import world as W
@@ -443,3 +446,25 @@ def test_support_world_toxicity(world: SupportWorld, toxicity: ToxicityFilter) -
     assert flagged <= abusive | inserted  # no clean chat is flagged
     assert sum(toxicity(r, "text").row is None for r in world.kb) == 0
     assert sum(toxicity(r, "preferences").row is None for r in world.preferences) == 0
+
+
+def _reference_stats(low: str) -> tuple[int, int, int, int, int]:
+    """The counts `_Stats.of` gives for lowercased ASCII text, by their definitions, word by word."""
+    words = low.split()
+    letterless = sum(1 for w in words if not any("a" <= c <= "z" for c in w))
+    runs = re.findall(r"[a-z]+", low)
+    consonants = re.compile(r"[bcdfghjklmnpqrstvwxz]{%d}")
+    mash = sum(
+        1 for r in runs if re.search(consonants.pattern % 4, r) and (not re.search("[aeiouy]", r) or re.search(consonants.pattern % 5, r))
+    )
+    return len(words), letterless, low.count("#") + low.count("..."), mash, sum(map(len, words))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "e", "y", "s", "t", "r", "k", "h", "9", ".", "...", "#", "$", "-", "(", " ", "\n", "\t", "\x1c", "sdfgh", "larkspur"]), max_size=30))
+def test_ascii_word_counts_follow_their_definitions(pieces: list[str]) -> None:
+    from chatforge.data.filters import _Stats
+
+    low = "".join(pieces)
+    s = _Stats.of(low, low.split())
+    assert (s.words, s.letterless, s.symbols, s.mash, s.chars) == _reference_stats(low)
