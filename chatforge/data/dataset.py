@@ -24,10 +24,12 @@ interrupted write leaves the previous dataset (or nothing) in place, never a par
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 import sys
 import time
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -79,7 +81,12 @@ def canonical_json(obj: Any) -> str:
     some floats differently: 1e-05 vs 0.00001) or something orjson refuses (an int over
     64 bits, a lone surrogate, a non-string key).
     """
-    if _floatless(obj):
+    return _canonical(obj, _floatless(obj))
+
+
+def _canonical(obj: Any, floatless: bool) -> str:
+    """`canonical_json(obj)` when whether `obj` holds a float is already known."""
+    if floatless:
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode("utf-8")
         except (orjson.JSONEncodeError, TypeError):
@@ -127,10 +134,14 @@ def content_hash(rows: Iterable[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+_FIELD_SETS = {k: frozenset(v) for k, v in FIELDS.items()}
+_MESSAGE_KEYS = frozenset(("role", "content"))
+
+
 def check_row(row: dict[str, Any], kind: str) -> None:
     """Raise ValueError if `row` does not have the shape of its kind (a programming error)."""
     want = FIELDS[kind]
-    if set(row) != set(want):
+    if row.keys() != _FIELD_SETS[kind]:
         raise ValueError(f"{kind} row must have fields {want}, got {tuple(row)}")
     for key in want:
         v = row[key]
@@ -138,11 +149,12 @@ def check_row(row: dict[str, Any], kind: str) -> None:
             if not isinstance(v, dict):
                 raise ValueError(f"meta must be a dict, got {type(v).__name__}")
         elif key in ("messages", "prompt"):
-            if not isinstance(v, list) or not all(
-                isinstance(m, dict) and set(m) == {"role", "content"} and m["role"] in ROLES and isinstance(m["content"], str)
-                for m in v
-            ):
+            if not isinstance(v, list):
                 raise ValueError(f"{key} must be a list of {{role, content}} messages")
+            # A plain loop: this runs for every message of every row written.
+            for m in v:
+                if not (isinstance(m, dict) and m.keys() == _MESSAGE_KEYS and m["role"] in ROLES and isinstance(m["content"], str)):
+                    raise ValueError(f"{key} must be a list of {{role, content}} messages")
         elif not isinstance(v, str):
             raise ValueError(f"{key} must be a string, got {type(v).__name__}")
 
@@ -151,10 +163,55 @@ def encode_rows(rows: Sequence[dict[str, Any]], kind: str) -> tuple[pa.RecordBat
     """Rows made ready for `DatasetWriter.write_encoded`, in any process: checked, as an
     Arrow batch in the kind's schema (meta as JSON text), and each row's canonical JSON
     (what the content hash reads)."""
+    metas: list[str] = []
+    row_json: list[str] = []
     for row in rows:
         check_row(row, kind)
-    records = [{**row, "meta": canonical_json(row["meta"])} for row in rows]
-    return pa.RecordBatch.from_pylist(records, schema=SCHEMAS[kind]), [canonical_json(row) for row in rows]
+        # A checked row holds only strings outside its meta: whether it holds a float
+        # is whether its meta does.
+        floatless = _floatless(row["meta"])
+        metas.append(_canonical(row["meta"], floatless))
+        row_json.append(_canonical(row, floatless))
+    schema = SCHEMAS[kind]
+    columns = [
+        _string_array(metas) if name == "meta"
+        else _message_array([row[name] for row in rows]) if name in ("messages", "prompt")
+        else _string_array([row[name] for row in rows])
+        for name in schema.names
+    ]  # fmt: skip
+    return pa.RecordBatch.from_arrays(columns, schema=schema), row_json
+
+
+# Arrow arrays of checked rows, built from their buffers rather than with `pa.array`: the
+# first `pa.array` call of a process imports pandas (~0.3 s and ~40 MB in each worker of
+# `data clean`), to see whether the values are a pandas object.
+
+
+def _offsets(lengths: Iterable[int]) -> pa.Array:
+    """int32 offsets 0, l0, l0+l1, ... as an Arrow array."""
+    offsets = array("i", itertools.accumulate(lengths, initial=0))
+    if offsets[-1] < 0:  # accumulate wrapped at 2^31 (array("i") raises first on most platforms)
+        raise ValueError("more than 2 GiB of text in one batch")
+    return pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)])
+
+
+def _string_array(values: Sequence[str]) -> pa.Array:
+    """`pa.array(values, pa.string())` for a list of str."""
+    text = "".join(values)
+    data = text.encode("utf-8")
+    if len(data) == len(text):  # all ASCII: a character is a byte
+        offsets = _offsets(map(len, values))
+    else:
+        offsets = _offsets(len(v.encode("utf-8")) for v in values)
+    return pa.Array.from_buffers(pa.string(), len(values), [None, offsets.buffers()[1], pa.py_buffer(data)])
+
+
+def _message_array(lists: Sequence[list[dict[str, str]]]) -> pa.Array:
+    """`pa.array(lists, pa.list_(_MESSAGE))` for lists of checked {role, content} messages."""
+    roles = _string_array([m["role"] for msgs in lists for m in msgs])
+    contents = _string_array([m["content"] for msgs in lists for m in msgs])
+    messages = pa.StructArray.from_arrays([roles, contents], fields=list(_MESSAGE))
+    return pa.ListArray.from_arrays(_offsets(map(len, lists)), messages, type=pa.list_(_MESSAGE))
 
 
 def decode_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:

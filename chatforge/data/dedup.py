@@ -77,19 +77,18 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
 
 
 MAX_CANDIDATES = 16
-_IS_WORD_BYTE = np.ones(256, dtype=bool)
-_IS_WORD_BYTE[list(b" \t\n\r\x0b\x0c")] = False
-
-
-@functools.lru_cache(maxsize=8)
-def _powers(n: int) -> np.ndarray:
-    """_MIX^0 .. _MIX^(n-1) mod 2^64: weights of a word's bytes by position (a polynomial hash)."""
-    out = np.ones(max(n, 1), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for i in range(1, n):
-            out[i] = out[i - 1] * _MIX
-    return out
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) to combine word hashes
+_MIX_INVERSE = np.uint64(pow(int(_MIX), -1, 1 << 64))  # odd, so invertible mod 2^64
+
+
+@functools.lru_cache(maxsize=4)
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_MIX^i and _MIX^-i mod 2^64 for i < n (uint64): the weights of a byte at position i."""
+    up = np.full(max(n, 1), _MIX, dtype=np.uint64)
+    down = np.full(max(n, 1), _MIX_INVERSE, dtype=np.uint64)
+    up[0] = down[0] = 1
+    with np.errstate(over="ignore"):
+        return np.cumprod(up), np.cumprod(down)
 
 
 def affine32_permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -124,29 +123,39 @@ class Signer:
     def word_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """A 64-bit hash of every word (split on ASCII whitespace) of every text, and the word count per text.
 
-        Vectorized over the bytes of the whole batch: a Python loop over words costs ~0.5 µs
-        a word, this ~20 ns.
+        A word's hash is the polynomial sum of (byte + 1) * _MIX^i over its bytes (i = the
+        byte's position in the word). It is read off one prefix sum over the whole batch:
+        with P[k] = sum of (byte_j + 1) * _MIX^j for j < k, the word at [s, e) hashes to
+        (P[e] - P[s]) * _MIX^-s. Vectorized over the bytes of the batch: a Python loop over
+        words costs ~0.5 µs a word, this ~10 ns.
         """
         encoded = [t.encode("utf-8") for t in texts]
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-        text_start = np.zeros(len(data), dtype=bool)
-        text_start[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
-        is_word = _IS_WORD_BYTE[data]
-        prev_word = np.concatenate([[False], is_word[:-1]]) & ~text_start
-        starts = is_word & ~prev_word
-        start_idx = np.flatnonzero(starts)
-        text_of_start = np.searchsorted(np.cumsum(lengths), start_idx, side="right")
-        counts = np.bincount(text_of_start, minlength=len(texts)).astype(np.int64)
-        word_of_byte = np.cumsum(starts)[is_word] - 1
-        pos = np.flatnonzero(is_word)
-        first_pos = start_idx
-        offset = pos - first_pos[word_of_byte]  # position of each byte inside its word
-        powers = _powers(int(offset.max()) + 1 if len(offset) else 1)
+        n = len(data)
+        text_end = np.cumsum(np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded)))
+        # Comparisons, not a lookup table: ~4x faster. Whitespace is \t \n \x0b \x0c \r and space.
+        is_word = (data != 32) & ((data < 9) | (data > 13))
+        cut = np.zeros(n + 1, dtype=bool)  # True between two texts (and at both ends)
+        cut[0] = True
+        cut[text_end] = True
+        # A word starts at a word byte that follows no word byte of the same text; ends likewise.
+        joined = np.zeros(n + 1, dtype=bool)  # joined[k]: bytes k-1 and k are word bytes of one text
+        np.logical_and(is_word[:-1], is_word[1:], out=joined[1:n])
+        joined &= ~cut
+        starts = np.flatnonzero(is_word & ~joined[:n])
+        ends = np.flatnonzero(is_word & ~joined[1:]) + 1
+        counts = np.diff(np.searchsorted(starts, text_end), prepend=0).astype(np.int64)
+        if not len(starts):
+            return np.zeros(0, dtype=np.uint64), counts
+        up, down = _power_tables(1 << max(16, n.bit_length()))  # a few sizes, cached
+        prefix = np.zeros(n + 1, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            weighted = (data[is_word].astype(np.uint64) + np.uint64(1)) * powers[offset]
-            hashes = np.add.reduceat(weighted, np.flatnonzero(offset == 0)) if len(first_pos) else weighted
-        return hashes.astype(np.uint64), counts
+            weighted = data.astype(np.uint64)
+            weighted += np.uint64(1)
+            weighted *= up[:n]
+            np.cumsum(weighted, out=prefix[1:])
+            hashes = (prefix[ends] - prefix[starts]) * down[starts]
+        return hashes, counts
 
     def shingle_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """uint32 hashes of every text's word n-grams, concatenated, and the count per text."""
@@ -363,14 +372,15 @@ class DedupIndex:
         duplicates join it too (a leakage index must hold every held-out row)."""
         cfg, n = self.cfg, len(ids)
         near = cfg.near and sigs is not None and n > 0
-        ckeys = np.array([int.from_bytes(k[:8], "little", signed=True) for k in keys], dtype=np.int64)
+        ckey_list = [int.from_bytes(k[:8], "little", signed=True) for k in keys]
+        ckeys = np.array(ckey_list, dtype=np.int64)
         # Earlier rows (in the index) matching each row of the batch, found with one lookup per map.
         exact_of: dict[int, int] = {}
         if cfg.exact and n:
             qi, rows = self.exact.lookup(ckeys)
             for q, r in zip(qi.tolist(), rows.tolist(), strict=True):
                 exact_of.setdefault(q, r)
-        shared: list[dict[int, int]] = [{} for _ in range(n)]  # row -> bands shared with an index row
+        shared: dict[int, dict[int, int]] = {}  # batch row -> {index row: bands shared with it}
         empty = np.zeros(n, dtype=bool)
         bkeys = np.empty((n, 0), dtype=np.int64)
         if near:
@@ -379,7 +389,8 @@ class DedupIndex:
             bkeys = band_keys(sigs, self.bands, self.rows)
             qi, rows = self.band.lookup(bkeys.ravel())
             for q, r in zip((qi // self.bands).tolist(), rows.tolist(), strict=True):
-                shared[q][r] = shared[q].get(r, 0) + 1
+                mine = shared.setdefault(q, {})
+                mine[r] = mine.get(r, 0) + 1
         # Within the batch, rows are compared with the batch's earlier kept rows too, through
         # the band keys that more than one row of the batch holds (most rows hold none).
         in_batch = np.zeros(bkeys.shape, dtype=bool)
@@ -390,19 +401,23 @@ class DedupIndex:
             in_batch.ravel()[by_key[1:][same]] = True
             in_batch.ravel()[by_key[:-1][same]] = True
         shares: list[bool] = np.asarray(in_batch.any(axis=1)).tolist()
+        signed: list[bool] = (~empty).tolist() if near else [False] * n  # rows with a signature to compare
         batch_exact: dict[int, int] = {}
         batch_band: dict[int, list[int]] = {}
         found: list[tuple[str | None, int, float]] = []  # (reason, index row duplicated, similarity)
         new_rows: list[int] = []
+        # Signatures of candidates: index rows read from disk, and this batch's rows that
+        # share a band key with another row of the batch (the only ones it can compare with).
         cache: dict[int, np.ndarray] = {}
+        # A plain loop over Python values (no numpy scalars): it runs for every row.
         for i in range(n):
             verdict: tuple[str | None, int, float] = (None, -1, 1.0)
-            r = exact_of.get(i, batch_exact.get(int(ckeys[i]))) if cfg.exact else None
+            r = (exact_of[i] if i in exact_of else batch_exact.get(ckey_list[i])) if cfg.exact else None
             if r is not None:
                 verdict = ("duplicate", r, 1.0)
-            elif near and not empty[i]:
+            elif signed[i]:
                 assert sigs is not None
-                cand = shared[i]
+                cand = shared.get(i, {})
                 if shares[i]:
                     for k in bkeys[i][in_batch[i]].tolist():
                         for r in batch_band.get(k, ()):
@@ -420,15 +435,13 @@ class DedupIndex:
             row = self._next_row
             self._next_row += 1
             new_rows.append(i)
-            batch_exact.setdefault(int(ckeys[i]), row)
-            if near and not empty[i]:
+            batch_exact.setdefault(ckey_list[i], row)
+            if signed[i] and shares[i]:
                 assert sigs is not None
                 cache[row] = sigs[i]
-                if shares[i]:
-                    for k in bkeys[i][in_batch[i]].tolist():
-                        batch_band.setdefault(k, []).append(row)
-            else:  # rows with no words still get a signature slot, so row numbers stay aligned
-                cache[row] = np.full(cfg.num_perm, 0xFFFFFFFF, dtype=np.uint32)
+                for k in bkeys[i][in_batch[i]].tolist():
+                    batch_band.setdefault(k, []).append(row)
+            # (rows with no words still get a signature slot on disk, so row numbers stay aligned)
         if insert and new_rows:
             first = self._next_row - len(new_rows)
             rows = np.arange(first, self._next_row, dtype=np.int64)

@@ -86,6 +86,8 @@ def map_texts(row: Row, kind: str, fn: Callable[[str], str]) -> Outcome:
 
 def dedup_text(row: Row, kind: str) -> str:
     """A row's texts, lowercased with whitespace collapsed, roles kept: what duplicates share."""
+    if kind == "conversations":  # the common case, without the generic helpers (run for every row)
+        return "\n".join([m["role"] + ": " + " ".join(m["content"].lower().split()) for m in row["messages"]])
     return "\n".join(
         role + ": " + " ".join(text.lower().split())
         for role, text in zip(text_roles(row, kind), row_texts(row, kind), strict=True)

@@ -149,3 +149,23 @@ def test_sorted_multimap_finds_every_value_across_merges():
     assert len(m) == 40 * 300
     with pytest.raises(ValueError, match="nondecreasing"):
         m.add(np.array([1]), np.array([0]))
+
+
+def _reference_word_hash(word: bytes) -> int:
+    """The word hash by its definition: sum of (byte + 1) * MIX^i mod 2^64."""
+    mix, h, power = 0x9E3779B97F4A7C15, 0, 1
+    for b in word:
+        h = (h + (b + 1) * power) % (1 << 64)
+        power = power * mix % (1 << 64)
+    return h
+
+
+def test_word_hashes_equal_their_definition_across_text_boundaries():
+    rng = random.Random(3)
+    alphabet = ["a", "b", "é", "日", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\u00a0", "x1"]
+    texts = ["", " ", "a", "ab", "  lead", "trail  ", "\u00a0nbsp\u00a0is a word byte"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(300)]
+    hashes, counts = Signer(16, 3).word_hashes(texts)
+    expect = [[_reference_word_hash(w) for w in t.encode("utf-8").split()] for t in texts]  # bytes.split: ASCII whitespace
+    assert counts.tolist() == [len(e) for e in expect]
+    assert hashes.tolist() == [h for e in expect for h in e]

