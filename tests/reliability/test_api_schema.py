@@ -11,10 +11,8 @@ runs more).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import time
 
 import httpx
 import pytest
@@ -116,21 +114,11 @@ def test_an_oversize_body_is_refused_before_it_is_read(server):
         s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 500000000\r\n\r\n".encode() + b"{" * 1000)
         answer = s.recv(4096).decode("latin-1")
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
-    # streamed: chunked, with no length; the answer comes once the bytes pass the limit, while
-    # the client is still sending (it would send 100 MB)
+    # streamed: chunked, with no length: 100 KB of a body that never ends; the 413 comes
+    # without the rest (a server that needed the whole body would wait forever)
     with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-        chunk = b"2710\r\n" + b" " * 10_000 + b"\r\n"  # 10,000 bytes a chunk
-        sent, answer = 0, ""
-        s.setblocking(False)
-        deadline = time.monotonic() + 30
-        while sent < 100_000_000 and not answer and time.monotonic() < deadline:
-            try:
-                s.sendall(chunk)
-                sent += 10_000
-            except BlockingIOError:
-                time.sleep(0.01)
-            with contextlib.suppress(BlockingIOError):
-                answer = s.recv(4096).decode("latin-1")
+        for _ in range(10):
+            s.sendall(b"2710\r\n" + b" " * 10_000 + b"\r\n")  # 10,000 bytes a chunk
+        answer = s.recv(4096).decode("latin-1")
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
-    assert sent < 1_000_000, sent  # answered long before the client was done
