@@ -319,6 +319,7 @@ class GPT(nn.Module):
         position_ids: torch.Tensor | None = None,
         doc_ids: torch.Tensor | None = None,
         cache: KVCache | SlotKVCache | None = None,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids idx (B, T).
 
@@ -327,6 +328,10 @@ class GPT(nn.Module):
         a document (block-diagonal causal mask). Not with a cache.
         cache: a KVCache (every row at the same length) or a SlotKVCache (rows of their
         own lengths, for continuous batching); the new tokens' keys/values are appended.
+        select (B, T) bool: logits only at these positions, (N, vocab) in row-major order.
+        A loss on a few targets (SFT trains on the assistant's tokens, under half of a
+        row) then skips the output head, a quarter of the model's matmuls at 14M
+        parameters, and the full-vocabulary softmax at every other position.
         """
         B, T = idx.shape
         past = cache.length if isinstance(cache, KVCache) else 0
@@ -364,6 +369,8 @@ class GPT(nn.Module):
         if cache is not None:
             cache.advance(T)
         x = self.model.norm(x)
+        if select is not None:
+            return self.lm_head(x[select])  # (N, vocab)
         if x.shape[0] * x.shape[1] <= 2 and torch.is_inference_mode_enabled():
             # Decoding one token: the output head is a matrix-vector product over the whole
             # vocabulary, ~3x faster on the CPU with the weight stored input-major (a 384 x
