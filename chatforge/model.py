@@ -244,6 +244,61 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype, batch: int, heads: in
     return bias
 
 
+ATTN_CHUNK = 64  # query positions per chunk of the explicit kernel's attention (see attention_spans)
+Span = tuple[int, int, int, int]  # queries [a, b) see keys [lo, hi) at most
+
+
+def attention_spans(mask: torch.Tensor, chunk: int = ATTN_CHUNK) -> list[Span]:
+    """Split the queries of a boolean mask, (T, S) or (B, 1, T, S), into chunks of `chunk`
+    positions, each with the range of keys that any row lets it see. Causal: chunk i sees keys
+    up to its end only, so the scores computed shrink to 5/8 of T x S for T = 4 chunks (more
+    when packed documents start after a chunk's first key in every row)."""
+    T, S = mask.shape[-2:]
+    seen = mask.reshape(-1, T, S).any(0)  # (T, S): some row lets query t see key s
+    spans: list[Span] = []
+    for a in range(0, T, chunk):
+        b = min(a + chunk, T)
+        keys = torch.nonzero(seen[a:b].any(0)).flatten()
+        lo, hi = (int(keys[0]), int(keys[-1]) + 1) if len(keys) else (0, S)
+        spans.append((a, b, lo, hi))
+    return spans
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    """softmax(bias + q k^T * scale) v over (B*H, T, D) tensors, computed chunk by chunk of
+    queries over only the keys each chunk may see (`attention_spans`), with the backward
+    written out to match: the same values as the whole (T, S) computation (masked scores
+    add exp(-inf) = 0), in a CPU training step of the 14M model ~40% less attention work."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, spans: list[Span], scale: float
+    ) -> torch.Tensor:
+        y = q.new_empty(q.shape[0], q.shape[1], v.shape[2])
+        probs = []
+        for a, b, lo, hi in spans:
+            att = torch.softmax(torch.baddbmm(bias[..., a:b, lo:hi], q[:, a:b], k[:, lo:hi].transpose(1, 2), alpha=scale), dim=-1)
+            y[:, a:b] = torch.bmm(att, v[:, lo:hi])
+            probs.append(att)  # (B*H, b - a, hi - lo)
+        ctx.save_for_backward(q, k, v, *probs)
+        ctx.spans, ctx.scale = spans, scale  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None]:  # type: ignore[override]
+        q, k, v, *probs = ctx.saved_tensors  # type: ignore[attr-defined]
+        scale = ctx.scale  # type: ignore[attr-defined]
+        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        for (a, b, lo, hi), att in zip(ctx.spans, probs, strict=True):  # type: ignore[attr-defined]
+            g = dy[:, a:b]
+            dv[:, lo:hi].baddbmm_(att.transpose(1, 2), g)
+            # softmax backward: ds = att * (datt - sum(datt * att)), one kernel
+            ds = torch._softmax_backward_data(torch.bmm(g, v[:, lo:hi].transpose(1, 2)), att, -1, att.dtype)
+            dq[:, a:b] = torch.bmm(ds, k[:, lo:hi])
+            dk[:, lo:hi].baddbmm_(ds.transpose(1, 2), q[:, a:b])
+        return dq.mul_(scale), dk.mul_(scale), dv, None, None, None
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
@@ -261,9 +316,11 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         mask: torch.Tensor | None,
         cache: KVCache | SlotKVCache | None,
+        spans: list[Span] | None = None,
     ) -> torch.Tensor:
         """`mask`: for SDPA, boolean (True = may attend), (T, S) or (B, 1, T, S); for the
-        explicit kernel, the additive bias `attention_bias` makes of it."""
+        explicit kernel, the additive bias `attention_bias` makes of it. `spans`: the
+        explicit kernel computes attention chunk by chunk over these (`attention_spans`)."""
         cfg = self.cfg
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2)  # (B, H, T, D)
@@ -282,6 +339,10 @@ class Attention(nn.Module):
             # scores = mask + q k^T / sqrt(D) in one batched matmul; `mask` is the additive
             # bias GPT.forward built once for all layers (see `attention_bias`).
             assert mask is not None and mask.is_floating_point()
+            if spans is not None and p == 0.0:
+                qkv = q.reshape(B * H, T, D), k.reshape(B * H, S, D), v.reshape(B * H, S, D)
+                y = _ChunkedAttention.apply(*qkv, mask, spans, 1.0 / math.sqrt(D)).view(B, H, T, D)
+                return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))
             att = torch.baddbmm(mask, q.reshape(B * H, T, D), k.reshape(B * H, S, D).transpose(1, 2), alpha=1.0 / math.sqrt(D))
             # softmax in the activations' dtype: torch's kernel accumulates in float32 itself
             att = F.dropout(F.softmax(att, dim=-1), p, self.training)
@@ -313,8 +374,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | SlotKVCache | None) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | SlotKVCache | None, spans: list[Span] | None = None
+    ) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, spans))
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
 
@@ -418,10 +481,13 @@ class GPT(nn.Module):
             mask = cache.mask(T, idx.device)  # (B, 1, T, S): each row its own length
         else:
             mask = self._mask(T, past + T, past, idx.device)
+        spans = None
         if attention_kernel(self.cfg, idx.device) == "manual":  # built once here, not in every layer
+            if cache is None and T > ATTN_CHUNK:
+                spans = attention_spans(mask)
             mask = attention_bias(mask, x.dtype, B, self.cfg.n_head)
         for block in self.model.layers:
-            x = block(x, cos, sin, mask, cache)
+            x = block(x, cos, sin, mask, cache, spans)
         if cache is not None:
             cache.advance(T)
         x = self.model.norm(x)

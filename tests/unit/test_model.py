@@ -129,6 +129,42 @@ def test_rms_norm_and_rope_gradients_equal_autograds(dtype):
     torch.testing.assert_close(dq.float(), want, **tol)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_chunked_attention_equals_whole_attention(monkeypatch, packed):
+    """The explicit kernel computes attention in chunks of queries over the keys they may see:
+    the same logits and gradients as over the whole (T, T) scores, causal or packed."""
+    import chatforge.model as cm
+
+    torch.manual_seed(0)
+    model = GPT(tiny(block_size=256, n_kv_head=2, attention="manual"))
+    idx = torch.randint(0, 257, (2, 200))
+    kw = {}
+    if packed:  # documents of 70, 90 and 40 tokens in row 0, 120 and 80 in row 1
+        kw["doc_ids"] = torch.tensor([[0] * 70 + [1] * 90 + [2] * 40, [0] * 120 + [1] * 80])
+        kw["position_ids"] = torch.tensor([[*range(70), *range(90), *range(40)], [*range(120), *range(80)]])
+    mask = cm.GPT._mask(model, 200, 200, 0, idx.device)
+    if packed:
+        mask = mask[None] & (kw["doc_ids"][:, :, None] == kw["doc_ids"][:, None, :])
+    spans = cm.attention_spans(mask)
+    assert [(a, b) for a, b, _, _ in spans] == [(0, 64), (64, 128), (128, 192), (192, 200)]
+    assert all(hi == b for _, b, _, hi in spans)  # causal: no key after the chunk's last query
+    if packed:
+        assert [lo for _, _, lo, _ in spans] == [0, 0, 70, 120]  # keys before every row's document start are skipped
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        logits = model(idx, **kw)
+        (logits * torch.linspace(-1, 1, 257)).sum().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    chunked = run()
+    monkeypatch.setattr(cm, "ATTN_CHUNK", 10**6)  # one chunk: the whole (T, T) computation
+    whole = run()
+    torch.testing.assert_close(chunked[0], whole[0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(chunked[1], whole[1], strict=True):
+        torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
+
+
 def test_parameter_count_and_tied_weights():
     cfg = tiny()
     model = GPT(cfg)
