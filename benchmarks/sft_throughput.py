@@ -257,6 +257,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS), help="TRL settings to run")
     ap.add_argument("--no-hf-loop", action="store_true", help="skip the plain HF loop")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core; 1 on a machine busy with other work)")
     args = ap.parse_args()
     try:
         import trl
@@ -264,7 +265,8 @@ def main() -> None:
         sys.exit("sft_throughput: needs TRL, a benchmark-only dependency: pip install -c .venv/constraints.txt -e '.[bench]'")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp), args.seed)
@@ -283,7 +285,7 @@ def main() -> None:
         for r in range(args.rounds):
             for name, fn in runners.items():
                 rates[name].append(fn())
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in rates.items()) + " tok/s")
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in rates.items()) + f" tok/s (load {os.getloadavg()[0]:.1f})")
         seconds = time.perf_counter() - t_start
 
     trl_names = [n for n in rates if n.startswith("trl-")]
@@ -304,7 +306,8 @@ def main() -> None:
         print(f"ours / TRL's best ({best_trl}): {ratios[f'ours/{best_trl}']['median']:.2f}x (target 2x)")
 
     atomic_write_json(RESULTS, {
-        "shape": SHAPE, "rows": ROWS, "seq": SEQ, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "shape": SHAPE, "rows": ROWS, "seq": SEQ, "threads": torch.get_num_threads(), "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2), "torch": torch.__version__,
         "trl": trl.__version__, "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "seconds": round(seconds, 1),
         "data": {"conversations": len(run.convs), "tokens": int(lengths.sum()), **run.counts},
         "settings": {n: SETTINGS[n] for n in trl_names},
