@@ -11,15 +11,18 @@ tokens (~4k) per optimizer step, bf16 on both sides, the loss on the assistant t
 (the tokenizer's mask, handed to TRL as `assistant_masks` with the same token ids):
 
   ours          chatforge's SFT path: `sft.tokenize` (truncation, masks), `SFTRows` (whole
-                conversations packed per row, block-diagonal causal mask, positions
-                restarting per conversation: no attention across conversations) and
-                `loop.train_step` (bf16 weights with fp32 masters, clipping, AdamW);
+                conversations packed per row by best fit, block-diagonal causal mask,
+                positions restarting per conversation: no attention across conversations)
+                and `loop.train_step` (bf16 weights with fp32 masters, logits only at the
+                trained positions, clipping, fused AdamW);
   trl-default   `SFTTrainer` with its defaults and `packing=True` (best-fit-decreasing
                 packing; on CPU that is padding-free: each batch becomes one 4k-token
                 sequence with a block mask; gradient checkpointing on; bf16 autocast);
   trl-*         TRL's faster CPU settings (see SETTINGS): no gradient checkpointing,
                 `packing_strategy="wrapped"` (rows cut mid-conversation, conversations
-                attend to each other), eager vs SDPA attention, a bf16 model;
+                attend to each other), eager vs SDPA attention, a bf16 model (bf16
+                weights updated in bf16 by AdamW: faster, less exact than fp32 masters);
+                "TRL's best" is the fastest of those run, by median;
   hf-loop       a plain loop over `LlamaForCausalLM` on wrapped rows (bf16 autocast,
                 torch AdamW): what HF's model does with no trainer around it.
 
@@ -66,15 +69,23 @@ SHAPE = dict(vocab_size=8192, n_layer=6, n_embd=384, n_head=6, n_kv_head=6, bloc
 ROWS, SEQ = 16, 256  # per optimizer step: 16 rows of 256 tokens
 
 # TRL settings: SFTConfig arguments on top of the shared ones (output dir, steps, batch,
-# max_length); "model_dtype" and "attn" set how the HF model is built.
+# max_length); "model_dtype" and "attn" set how the HF model is built, "batch" the rows per
+# step. The defaults are TRL's defaults and its fastest CPU settings found; the others
+# were slower here (2 cores): padding-free best-fit packing without gradient checkpointing
+# (one 4k-token sequence per step: its attention is 4k x 4k), no packing (40 padded
+# conversations a step, ~4k tokens), and not listed: `torch_compile=True` (slower than
+# eager, compile time aside), `attn_implementation="flex_attention"` (no backward on CPU)
+# and `optim="adamw_torch_fused"` (already TRL's default).
 SETTINGS: dict[str, dict[str, Any]] = {
     "trl-default": {"packing": True},
     "trl-bfd-nogc": {"packing": True, "gradient_checkpointing": False},
+    "trl-nopack-nogc-bf16model-eager": {"packing": False, "batch": 40, "gradient_checkpointing": False, "model_dtype": "bf16", "attn": "eager"},
     "trl-wrapped-nogc": {"packing": True, "packing_strategy": "wrapped", "gradient_checkpointing": False},
     "trl-wrapped-nogc-eager": {"packing": True, "packing_strategy": "wrapped", "gradient_checkpointing": False, "attn": "eager"},
     "trl-wrapped-nogc-bf16model": {"packing": True, "packing_strategy": "wrapped", "gradient_checkpointing": False, "model_dtype": "bf16"},
+    "trl-wrapped-nogc-bf16model-eager": {"packing": True, "packing_strategy": "wrapped", "gradient_checkpointing": False, "model_dtype": "bf16", "attn": "eager"},
 }
-DEFAULT_SETTINGS = ["trl-default", "trl-wrapped-nogc", "trl-wrapped-nogc-eager"]
+DEFAULT_SETTINGS = ["trl-default", "trl-wrapped-nogc", "trl-wrapped-nogc-eager", "trl-wrapped-nogc-bf16model", "trl-wrapped-nogc-bf16model-eager"]
 
 
 # -- the shared run ------------------------------------------------------------------------
@@ -164,6 +175,7 @@ def trl_run(run: Run, setting: str, warmup: int, steps: int) -> float:
 
     opts = dict(SETTINGS[setting])
     attn, dtype = opts.pop("attn", "sdpa"), torch.bfloat16 if opts.pop("model_dtype", "") == "bf16" else torch.float32
+    batch = opts.pop("batch", ROWS)
     tokens: list[int] = []
     ends: list[float] = []
 
@@ -186,7 +198,7 @@ def trl_run(run: Run, setting: str, warmup: int, steps: int) -> float:
     args = SFTConfig(
         output_dir=str(run.tmp / "trl" / setting),
         max_steps=warmup + steps,
-        per_device_train_batch_size=ROWS,
+        per_device_train_batch_size=batch,
         max_length=SEQ,
         report_to="none",
         use_cpu=True,
@@ -245,6 +257,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS), help="TRL settings to run")
     ap.add_argument("--no-hf-loop", action="store_true", help="skip the plain HF loop")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core; 1 on a machine busy with other work)")
     args = ap.parse_args()
     try:
         import trl
@@ -252,7 +265,8 @@ def main() -> None:
         sys.exit("sft_throughput: needs TRL, a benchmark-only dependency: pip install -c .venv/constraints.txt -e '.[bench]'")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp), args.seed)
@@ -271,7 +285,7 @@ def main() -> None:
         for r in range(args.rounds):
             for name, fn in runners.items():
                 rates[name].append(fn())
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in rates.items()) + " tok/s")
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in rates.items()) + f" tok/s (load {os.getloadavg()[0]:.1f})")
         seconds = time.perf_counter() - t_start
 
     trl_names = [n for n in rates if n.startswith("trl-")]
@@ -292,7 +306,8 @@ def main() -> None:
         print(f"ours / TRL's best ({best_trl}): {ratios[f'ours/{best_trl}']['median']:.2f}x (target 2x)")
 
     atomic_write_json(RESULTS, {
-        "shape": SHAPE, "rows": ROWS, "seq": SEQ, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "shape": SHAPE, "rows": ROWS, "seq": SEQ, "threads": torch.get_num_threads(), "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2), "torch": torch.__version__,
         "trl": trl.__version__, "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "seconds": round(seconds, 1),
         "data": {"conversations": len(run.convs), "tokens": int(lengths.sum()), **run.counts},
         "settings": {n: SETTINGS[n] for n in trl_names},

@@ -45,15 +45,20 @@ def param_groups(model: nn.Module, weight_decay: float, masters: dict[int, nn.Pa
 def make_optimizer(
     model: nn.Module, cfg: OptimConfig, masters: dict[int, nn.Parameter] | None = None
 ) -> torch.optim.AdamW:
-    """AdamW over `model`'s trainable parameters (or their fp32 masters)."""
+    """AdamW over `model`'s trainable parameters (or their fp32 masters).
+
+    The fused kernel on CPU and CUDA: one pass over each parameter and its moments instead
+    of one per arithmetic step (a step of the 14M model: 10-20 ms on 2 cores vs 53-59 ms
+    with `foreach`, 41 ms with the plain loop)."""
     device = next(model.parameters()).device
+    fused = device.type in ("cpu", "cuda")
     return torch.optim.AdamW(
         param_groups(model, cfg.weight_decay, masters),
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=cfg.eps,
-        foreach=device.type != "cuda",
-        fused=device.type == "cuda",
+        foreach=not fused,
+        fused=fused,
     )
 
 

@@ -185,11 +185,19 @@ class MasterWeights:
 
 
 def lm_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
-    """Next-token cross entropy summed over target tokens (targets == -100 are skipped), and their count."""
-    logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"))
+    """Next-token cross entropy summed over target tokens (targets == -100 are skipped), and their count.
+
+    When some positions have no target (SFT's prompts and padding), the model computes
+    logits at the target positions only (`select`): the same loss, without the output
+    head and softmax over the whole vocabulary at the positions that don't count."""
     targets = batch["targets"]
-    loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum")
-    return loss, int((targets != -100).sum())
+    keep = targets != -100
+    n = int(keep.sum())
+    if n == targets.numel():  # every position is a target (pretraining): nothing to leave out
+        logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"))
+        return nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"), n
+    logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"), select=keep)  # (n, vocab)
+    return nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum"), n
 
 
 def batch_count(batch: Batch) -> int:

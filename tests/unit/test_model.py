@@ -93,6 +93,78 @@ def test_attention_kernels_agree_in_bf16_forward_and_backward():
     assert torch.nn.functional.cosine_similarity(ga.flatten(), gb.flatten(), dim=0) > 0.99
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_and_rope_gradients_equal_autograds(dtype):
+    """RMSNorm and RoPE write their backward out (for speed): the values and gradients of
+    autograd through the plain formulas."""
+    from chatforge.model import RMSNorm, apply_rope, rope_tables
+
+    gen = torch.Generator().manual_seed(0)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1.6e-2, rtol=1.6e-2)
+    norm = RMSNorm(48, 1e-5).to(dtype)
+    with torch.no_grad():
+        norm.weight.copy_(1 + 0.1 * torch.randn(48, generator=gen))
+    x = (3 * torch.randn(2, 5, 48, generator=gen)).to(dtype).requires_grad_()
+    g = torch.randn(2, 5, 48, generator=gen).to(dtype)
+    ours = torch.autograd.grad(norm(x), (x, norm.weight), g)
+    xf, wf = x.detach().float().requires_grad_(), norm.weight.detach().float().requires_grad_()
+    ref = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5) * wf
+    theirs = torch.autograd.grad(ref, (xf, wf), g.float())
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x).float(), ref, **tol)  # inference: torch's rms_norm
+    torch.testing.assert_close(norm(x).float(), ref, **tol)  # training: the same forward
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a.float(), b, **tol, msg=lambda m: f"rms_norm grad: {m}")
+
+    q = torch.randn(2, 7, 4, 16, generator=gen).transpose(1, 2).to(dtype).requires_grad_()  # (B, H, T, D), a view
+    cos, sin = rope_tables(16, torch.tensor([[0, 1, 2, 0, 1, 2, 3], [5, 6, 7, 8, 9, 10, 11]]), 10000.0)
+    cos, sin = cos[:, None].to(dtype), sin[:, None].to(dtype)
+    g = torch.randn(2, 4, 7, 16, generator=gen).to(dtype)
+    out = apply_rope(q, cos, sin)
+    (dq,) = torch.autograd.grad(out, q, g)
+    qf = q.detach().float().requires_grad_()
+    ref = qf * cos.float() + torch.cat([-qf[..., 8:], qf[..., :8]], dim=-1) * sin.float()
+    (want,) = torch.autograd.grad(ref, qf, g.float())
+    torch.testing.assert_close(out.float(), ref, **tol)
+    torch.testing.assert_close(dq.float(), want, **tol)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_chunked_attention_equals_whole_attention(monkeypatch, packed):
+    """The explicit kernel computes attention in chunks of queries over the keys they may see:
+    the same logits and gradients as over the whole (T, T) scores, causal or packed."""
+    import chatforge.model as cm
+
+    torch.manual_seed(0)
+    model = GPT(tiny(block_size=256, n_kv_head=2, attention="manual"))
+    idx = torch.randint(0, 257, (2, 200))
+    kw = {}
+    if packed:  # documents of 70, 90 and 40 tokens in row 0, 120 and 80 in row 1
+        kw["doc_ids"] = torch.tensor([[0] * 70 + [1] * 90 + [2] * 40, [0] * 120 + [1] * 80])
+        kw["position_ids"] = torch.tensor([[*range(70), *range(90), *range(40)], [*range(120), *range(80)]])
+    mask = cm.GPT._mask(model, 200, 200, 0, idx.device)
+    if packed:
+        mask = mask[None] & (kw["doc_ids"][:, :, None] == kw["doc_ids"][:, None, :])
+    spans = cm.attention_spans(mask)
+    assert [(a, b) for a, b, _, _ in spans] == [(0, 64), (64, 128), (128, 192), (192, 200)]
+    assert all(hi == b for _, b, _, hi in spans)  # causal: no key after the chunk's last query
+    if packed:
+        assert [lo for _, _, lo, _ in spans] == [0, 0, 70, 120]  # keys before every row's document start are skipped
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        logits = model(idx, **kw)
+        (logits * torch.linspace(-1, 1, 257)).sum().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    chunked = run()
+    monkeypatch.setattr(cm, "ATTN_CHUNK", 10**6)  # one chunk: the whole (T, T) computation
+    whole = run()
+    torch.testing.assert_close(chunked[0], whole[0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(chunked[1], whole[1], strict=True):
+        torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
+
+
 def test_parameter_count_and_tied_weights():
     cfg = tiny()
     model = GPT(cfg)

@@ -74,8 +74,8 @@ def test_packed_rows_train_only_on_assistant_turns_and_their_end(tok):
     rows = [conv(i, system=i == 1) for i in range(3)]
     convs = encode(tok, rows)
     packed = pack(range(3), convs, capacity=200)
-    assert packed == [[0, 1, 2]]
-    b = collate(packed, convs, length=199, pad_id=tok.pad_id, device=torch.device("cpu"))
+    assert sorted(packed[0]) == [0, 1, 2] and len(packed) == 1
+    b = collate([[0, 1, 2]], convs, length=199, pad_id=tok.pad_id, device=torch.device("cpu"))
     targets, docs, pos = b["targets"][0], b["doc_ids"][0], b["position_ids"][0]
     trained = targets[targets != IGNORE].tolist()
     want = []
@@ -89,6 +89,21 @@ def test_packed_rows_train_only_on_assistant_turns_and_their_end(tok):
     assert docs[: starts[1]].unique().tolist() == [0] and docs[starts[1] : starts[2]].unique().tolist() == [1]
     assert b["input_ids"][0, starts[1]] == tok.bos_id and targets[starts[1] - 1] == IGNORE  # no target across a boundary
     assert (targets[sum(convs.length(i) for i in range(3)) :] == IGNORE).all()  # padding is never trained
+
+
+def test_best_fit_packing_places_every_conversation_once_in_nearly_full_rows():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 200, size=300)
+    convs = Conversations.build([([1] * int(n), [1] * int(n), 0) for n in lengths])
+    order = rng.permutation(300)
+    rows = pack(order, convs, capacity=257)
+    assert sorted(i for r in rows for i in r) == list(range(300))  # each exactly once
+    assert max(sum(int(lengths[i]) for i in r) for r in rows) <= 257
+    assert len(rows) <= np.ceil(lengths.sum() / 257 * 1.02)  # within 2% of the fewest rows possible
+    in_order, used = 1, 0  # rows filled in order, a new one when the next conversation does not fit
+    for i in order:
+        in_order, used = (in_order + 1, int(lengths[i])) if used + lengths[i] > 257 else (in_order, used + int(lengths[i]))
+    assert len(rows) < 0.85 * in_order  # far less padding
 
 
 @pytest.mark.parametrize("attention", ["manual", "sdpa"])

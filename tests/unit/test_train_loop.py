@@ -80,6 +80,41 @@ def test_loss_goes_down_on_a_learnable_stream(tmp_path):
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_loss_at_target_positions_only_equals_the_full_vocabulary_loss(dtype):
+    """lm_loss computes logits only where there is a target (SFT): same loss and gradients as
+    cross entropy over every position's logits with the others ignored."""
+    model = tiny_model().to(dtype)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 64, (3, SEQ), generator=gen)
+    targets = torch.randint(0, 64, (3, SEQ), generator=gen)
+    targets[torch.rand(3, SEQ, generator=gen) < 0.6] = -100
+    targets[2] = -100  # a row with nothing to train (all prompt)
+    batch = {"input_ids": ids, "targets": targets}
+
+    def grads() -> dict[str, torch.Tensor]:
+        out = {n: p.grad.float().clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return out
+
+    loss, n = lm_loss(model, batch)
+    loss.backward()
+    ours = grads()
+    logits = model(ids)
+    want = torch.nn.functional.cross_entropy(logits.float().reshape(-1, 64), targets.reshape(-1), ignore_index=-100, reduction="sum")
+    want.backward()
+    theirs = grads()
+    assert n == int((targets != -100).sum()) > 0
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(loss, want, **tol)
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        torch.testing.assert_close(ours[k], theirs[k], **tol)
+    nothing = {"input_ids": ids, "targets": torch.full_like(targets, -100)}
+    empty, zero = lm_loss(model, nothing)
+    assert zero == 0 and float(empty.detach()) == 0.0
+
+
 def test_accumulation_is_exact(tmp_path):
     """micro-batch 1 x accumulate 8 gives the same gradients as micro-batch 8 x 1.
 
