@@ -45,9 +45,9 @@ def test_sigkill_anywhere_then_resume(reference, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_many_trials(reference, tmp_path):
-    done = run_kills(reference, tmp_path, 60, seed=2)
+    done = run_kills(reference, tmp_path, 50, seed=2)
     in_write = [t for t in done if t.mode == "in_write" and t.died]
-    assert len(in_write) >= 25 and sum(t.staging_left > 0 for t in in_write) >= 5  # many kills did land mid-write
+    assert len(in_write) >= 20 and sum(t.staging_left > 0 for t in in_write) >= 5  # many kills did land mid-write
 
 
 def test_sigterm_checkpoints_and_exits_promptly(reference, tmp_path):
