@@ -371,7 +371,8 @@ class Server:
         batch and queue are full: under overload a refusal must cost almost nothing, or the
         refusals take the CPU (and the GIL) that generation needs."""
         limit = self.cfg.max_batch + self.cfg.queue
-        if all(b.engine.waiting + b.engine.active >= limit for b in self.router.backends):
+        backends = self.router.backends
+        if backends and all(b.engine.waiting + b.engine.active >= limit for b in backends):
             self.metrics.rejected.inc()
             raise APIError(429, "the server is busy: too many requests are waiting; retry shortly", type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"})
 
