@@ -82,8 +82,11 @@ class _Strict(BaseModel):
         stack = [data]
         while stack:  # not recursive: the body may nest deeply
             v = stack.pop()
-            if isinstance(v, str) and not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
-                raise ValueError("text holds an unpaired surrogate, which is not valid Unicode")
+            if isinstance(v, str) and not v.isascii():
+                try:
+                    v.encode("utf-8")  # (in C: a lone surrogate is the only str that fails)
+                except UnicodeEncodeError:
+                    raise ValueError("text holds an unpaired surrogate, which is not valid Unicode") from None
             if isinstance(v, dict):
                 stack.extend(v)
                 stack.extend(v.values())
