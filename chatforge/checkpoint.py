@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -352,8 +353,14 @@ def prune_checkpoints(ckdir: Path, keep_last: int, keep: set[str]) -> None:
     steps = sorted((p for p in ckdir.iterdir() if _STEP_DIR.fullmatch(p.name)), key=lambda p: p.name)
     for p in steps[: max(0, len(steps) - keep_last)]:
         if p.name not in keep:
-            shutil.rmtree(p, ignore_errors=True)
+            # Renamed out of the checkpoints' names first: a process killed while deleting
+            # leaves a `.deleting` dir (removed by the next prune), never a half-deleted step_ dir.
+            trash = ckdir / f".{p.name}.deleting"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.rename(p, trash)
     fsync_dir(ckdir)
+    for trash in ckdir.glob(".step_*.deleting"):
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:

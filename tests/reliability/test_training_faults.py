@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 import trials
+
+from chatforge.checkpoint import find_checkpoint, save_checkpoint, verify_checkpoint
+from chatforge.model import GPT, ModelConfig
+from chatforge.optim import OptimConfig, make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +87,40 @@ def test_a_disk_that_fills_during_training(reference, tmp_path):
     assert t.exit_code == 1 and "No space left on device" in t.message and "checkpoints" in t.message and "Traceback" not in t.message, t
     assert t.checkpoints_before_full >= 1 and t.broken_checkpoints == 0, t
     assert t.identical_after_resume, t
+
+
+KILL_WHILE_PRUNING = """
+import os, shutil, signal, sys, torch
+from pathlib import Path
+from chatforge.checkpoint import save_checkpoint
+from chatforge.model import GPT, ModelConfig
+from chatforge.optim import OptimConfig, make_optimizer
+torch.manual_seed(0)
+model = GPT(ModelConfig(vocab_size=64, n_layer=1, n_embd=16, n_head=2, block_size=16))
+opt = make_optimizer(model, OptimConfig())
+run = Path(sys.argv[1])
+for step in (1, 2):
+    save_checkpoint(run, step, model, opt, {"data": {}}, keep_last=2)
+real = shutil.rmtree
+def dies_halfway(path, *a, **k):  # delete one file of the old checkpoint, then die
+    if not Path(path).exists():
+        return
+    files = sorted(p for p in Path(path).iterdir())
+    files[0].unlink()
+    os.kill(os.getpid(), signal.SIGKILL)
+shutil.rmtree = dies_halfway
+save_checkpoint(run, 3, model, opt, {"data": {}}, keep_last=2)
+"""
+
+
+def test_a_kill_while_pruning_old_checkpoints_leaves_no_broken_one(tmp_path):
+    p = subprocess.run([sys.executable, "-c", KILL_WHILE_PRUNING, str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    published = sorted(x.name for x in (tmp_path / "checkpoints").glob("step_*"))
+    assert published == ["step_000002", "step_000003"]  # step 1 is out of the checkpoints' names
+    assert all(verify_checkpoint(tmp_path / "checkpoints" / name) is None for name in published)
+    assert find_checkpoint(tmp_path, lambda m: None).name == "step_000003"
+    # the next save clears what the killed prune left
+    model = GPT(ModelConfig(vocab_size=64, n_layer=1, n_embd=16, n_head=2, block_size=16))
+    save_checkpoint(tmp_path, 4, model, make_optimizer(model, OptimConfig()), {"data": {}}, keep_last=2)
+    assert sorted(x.name for x in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_000003", "step_000004"]
