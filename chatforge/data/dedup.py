@@ -26,7 +26,7 @@ import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -222,13 +222,15 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return (h & np.uint64(0x7FFFFFFFFFFFFFFF)).astype(np.int64)
 
 
-@dataclass
-class Verdict:
+class Verdict(NamedTuple):
     """Whether a row is a duplicate, and of which row (by id)."""
 
     reason: str | None  # None (keep), "duplicate" or "near_duplicate"
     duplicate_of: str | None = None
     similarity: float = 1.0
+
+
+_KEEP = Verdict(None)
 
 
 class SortedMultimap:
@@ -238,8 +240,8 @@ class SortedMultimap:
     with one vectorized `searchsorted`. New entries go to a small level, merged into the
     large one when it reaches 1/8 of its size, so each entry is re-sorted O(log n) times.
     Values must come in nondecreasing order (row numbers in stream order): then a stable
-    sort on the keys alone keeps each key's values in insertion order, and merging two
-    sorted levels is timsort's linear merge of two runs, not a full sort.
+    sort on the keys alone keeps each key's values in insertion order, and two sorted
+    levels merge in linear time.
     """
 
     def __init__(self) -> None:
@@ -251,10 +253,22 @@ class SortedMultimap:
 
     @staticmethod
     def _merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Two levels as one, sorted by key; for equal keys, a's values before b's."""
-        keys, values = np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
-        order = np.argsort(keys, kind="stable")
-        return keys[order], values[order]
+        """Two sorted levels as one, sorted by key; for equal keys, a's values before b's.
+
+        A linear merge: each of b's entries goes after a's entries with keys up to its own
+        (one `searchsorted`), the rest of the slots take a's entries in order.
+        """
+        if not len(b[0]):
+            return a
+        if not len(a[0]):
+            return b
+        at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
+        from_a = np.ones(len(a[0]) + len(b[0]), dtype=bool)
+        from_a[at] = False
+        keys, values = np.empty(len(from_a), np.int64), np.empty(len(from_a), np.int64)
+        keys[at], values[at] = b
+        keys[from_a], values[from_a] = a
+        return keys, values
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         if not len(values):
@@ -278,12 +292,15 @@ class SortedMultimap:
         for keys, values in self.levels:
             if not len(keys):
                 continue
+            # Most queries have no entry: one search finds where each would be, and only
+            # the ones found look for where their run of equal keys ends.
             lo = np.searchsorted(keys, sorted_q, "left")
-            hi = np.searchsorted(keys, sorted_q, "right")
-            n = hi - lo
-            if not n.any():
+            found = keys[np.minimum(lo, len(keys) - 1)] == sorted_q
+            if not found.any():
                 continue
-            qi = np.repeat(by_key, n)
+            lo, q_found = lo[found], sorted_q[found]
+            n = np.searchsorted(keys, q_found, "right") - lo
+            qi = np.repeat(by_key[found], n)
             pos = np.repeat(lo, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
             qi_parts.append(qi)
             v_parts.append(values[pos])
@@ -327,6 +344,7 @@ class DedupIndex:
         self.exact = SortedMultimap()  # content key -> row
         self.band = SortedMultimap()  # band key -> row
         self._next_row = 0
+        self._rows_on_disk = 0  # rows whose signatures are in the file
         self._sig_bytes = cfg.num_perm * 4
 
     def __enter__(self) -> DedupIndex:
@@ -350,11 +368,15 @@ class DedupIndex:
         except OSError as e:
             raise OSError(e.errno, e.strerror, self._sig_file.name) from None
 
-    def _read_sigs(self, rows: list[int]) -> dict[int, np.ndarray]:
-        fd = self._sig_file.fileno()
-        out = {r: np.frombuffer(os.pread(fd, self._sig_bytes, r * self._sig_bytes), dtype=np.uint32) for r in rows}
-        if any(len(v) != self.cfg.num_perm for v in out.values()):
-            raise OSError(f"{self._sig_file.name}: a signature could not be read back whole")
+    def _read_sigs(self, rows: np.ndarray) -> np.ndarray:
+        """The signatures of index rows `rows` (uint32, (len(rows), num_perm)), gathered from the file mapped in memory."""
+        count = self._rows_on_disk
+        try:
+            table = np.memmap(self._sig_file, dtype=np.uint32, mode="r", shape=(count, self.cfg.num_perm))
+        except (ValueError, OSError) as e:  # the file is shorter than the rows written to it
+            raise OSError(f"{self._sig_file.name}: the signatures could not be read back whole ({e})") from None
+        out = table[rows]
+        del table  # unmaps the file
         return out
 
     def _read_ids(self, rows: list[int]) -> dict[int, str]:
@@ -372,6 +394,7 @@ class DedupIndex:
         duplicates join it too (a leakage index must hold every held-out row)."""
         cfg, n = self.cfg, len(ids)
         near = cfg.near and sigs is not None and n > 0
+        on_disk = self._next_row  # index rows before this batch (their signatures are in the file)
         ckey_list = [int.from_bytes(k[:8], "little", signed=True) for k in keys]
         ckeys = np.array(ckey_list, dtype=np.int64)
         # Earlier rows (in the index) matching each row of the batch, found with one lookup per map.
@@ -380,55 +403,84 @@ class DedupIndex:
             qi, rows = self.exact.lookup(ckeys)
             for q, r in zip(qi.tolist(), rows.tolist(), strict=True):
                 exact_of.setdefault(q, r)
-        shared: dict[int, dict[int, int]] = {}  # batch row -> {index row: bands shared with it}
         empty = np.zeros(n, dtype=bool)
         bkeys = np.empty((n, 0), dtype=np.int64)
+        in_batch = np.zeros(bkeys.shape, dtype=bool)
+        shares = np.zeros(n, dtype=bool)
+        shared: dict[int, dict[int, int]] = {}  # batch row -> {index row: bands shared}, for the rows compared one by one
+        index_hit: dict[int, tuple[int, float]] = {}  # batch row -> (index row, similarity) of its near duplicate
         if near:
             assert sigs is not None
             empty = (sigs == 0xFFFFFFFF).all(axis=1)
             bkeys = band_keys(sigs, self.bands, self.rows)
+            # Within the batch, rows are compared with the batch's earlier kept rows too,
+            # through the band keys that more than one row of the batch holds.
+            if insert and n > 1:
+                in_batch = np.zeros(bkeys.shape, dtype=bool)
+                flat = bkeys.ravel()
+                by_key = np.argsort(flat, kind="stable")
+                same = flat[by_key[1:]] == flat[by_key[:-1]]
+                in_batch.ravel()[by_key[1:][same]] = True
+                in_batch.ravel()[by_key[:-1][same]] = True
+                shares = np.asarray(in_batch.any(axis=1))
             qi, rows = self.band.lookup(bkeys.ravel())
-            for q, r in zip((qi // self.bands).tolist(), rows.tolist(), strict=True):
-                mine = shared.setdefault(q, {})
-                mine[r] = mine.get(r, 0) + 1
-        # Within the batch, rows are compared with the batch's earlier kept rows too, through
-        # the band keys that more than one row of the batch holds (most rows hold none).
-        in_batch = np.zeros(bkeys.shape, dtype=bool)
-        if near and n > 1:
-            flat = bkeys.ravel()
-            by_key = np.argsort(flat, kind="stable")
-            same = flat[by_key[1:]] == flat[by_key[:-1]]
-            in_batch.ravel()[by_key[1:][same]] = True
-            in_batch.ravel()[by_key[:-1][same]] = True
-        shares: list[bool] = np.asarray(in_batch.any(axis=1)).tolist()
+            if len(qi):
+                # Candidates from the index: (batch row, index row, bands shared) in the order
+                # they are tried, most bands shared first, then the earliest row.
+                pair, count = np.unique((qi // self.bands) * on_disk + rows, return_counts=True)
+                q, r = np.divmod(pair, on_disk)
+                order = np.lexsort((r, -count, q))
+                q, r, count = q[order], r[order], count[order]
+                tried = np.arange(len(q)) - np.searchsorted(q, q) < MAX_CANDIDATES
+                # A row sharing no band key with the rest of the batch has only these
+                # candidates: all such rows are compared at once.
+                alone = tried & ~shares[q] & ~empty[q]
+                if alone.any():
+                    aq, ar = q[alone], r[alone]
+                    similarity = (self._read_sigs(ar) == sigs[aq]).mean(axis=1)
+                    hit = similarity >= self.verify_threshold
+                    first_q, first = np.unique(aq[hit], return_index=True)
+                    pairs = zip(ar[hit][first].tolist(), similarity[hit][first].tolist(), strict=True)
+                    index_hit = dict(zip(first_q.tolist(), pairs, strict=True))
+                rest = shares[q]
+                for a, b, c in zip(q[rest].tolist(), r[rest].tolist(), count[rest].tolist(), strict=True):
+                    shared.setdefault(a, {})[b] = c
         signed: list[bool] = (~empty).tolist() if near else [False] * n  # rows with a signature to compare
+        one_by_one: list[bool] = shares.tolist()
         batch_exact: dict[int, int] = {}
         batch_band: dict[int, list[int]] = {}
         found: list[tuple[str | None, int, float]] = []  # (reason, index row duplicated, similarity)
         new_rows: list[int] = []
-        # Signatures of candidates: index rows read from disk, and this batch's rows that
-        # share a band key with another row of the batch (the only ones it can compare with).
+        # Signatures of candidates for the rows compared one by one: index rows read from
+        # disk, and this batch's rows that share a band key with another row of the batch.
         cache: dict[int, np.ndarray] = {}
+        keep: tuple[str | None, int, float] = (None, -1, 1.0)
         # A plain loop over Python values (no numpy scalars): it runs for every row.
         for i in range(n):
-            verdict: tuple[str | None, int, float] = (None, -1, 1.0)
+            verdict = keep
             r = (exact_of[i] if i in exact_of else batch_exact.get(ckey_list[i])) if cfg.exact else None
             if r is not None:
                 verdict = ("duplicate", r, 1.0)
-            elif signed[i]:
+            elif not signed[i]:
+                pass
+            elif not one_by_one[i]:
+                if i in index_hit:
+                    verdict = ("near_duplicate", *index_hit[i])
+            else:
                 assert sigs is not None
                 cand = shared.get(i, {})
-                if shares[i]:
-                    for k in bkeys[i][in_batch[i]].tolist():
-                        for r in batch_band.get(k, ()):
-                            cand[r] = cand.get(r, 0) + 1
+                for k in bkeys[i][in_batch[i]].tolist():
+                    for r in batch_band.get(k, ()):
+                        cand[r] = cand.get(r, 0) + 1
                 if cand:
-                    order = sorted(cand, key=lambda r: (-cand[r], r))[:MAX_CANDIDATES]
-                    cache.update(self._read_sigs([r for r in order if r not in cache]))
-                    similarity = (np.stack([cache[r] for r in order]) == sigs[i]).mean(axis=1)
+                    tries = sorted(cand, key=lambda r: (-cand[r], r))[:MAX_CANDIDATES]
+                    missing = [r for r in tries if r not in cache]
+                    if missing:
+                        cache.update(zip(missing, self._read_sigs(np.array(missing, dtype=np.int64)), strict=True))
+                    similarity = (np.stack([cache[r] for r in tries]) == sigs[i]).mean(axis=1)
                     hits = np.flatnonzero(similarity >= self.verify_threshold)
                     if len(hits):
-                        verdict = ("near_duplicate", order[int(hits[0])], float(similarity[hits[0]]))
+                        verdict = ("near_duplicate", tries[int(hits[0])], float(similarity[hits[0]]))
             found.append(verdict)
             if not insert or (verdict[0] is not None and not insert_all):
                 continue
@@ -436,30 +488,30 @@ class DedupIndex:
             self._next_row += 1
             new_rows.append(i)
             batch_exact.setdefault(ckey_list[i], row)
-            if signed[i] and shares[i]:
+            if signed[i] and one_by_one[i]:
                 assert sigs is not None
                 cache[row] = sigs[i]
                 for k in bkeys[i][in_batch[i]].tolist():
                     batch_band.setdefault(k, []).append(row)
             # (rows with no words still get a signature slot on disk, so row numbers stay aligned)
         if insert and new_rows:
-            first = self._next_row - len(new_rows)
-            rows = np.arange(first, self._next_row, dtype=np.int64)
+            rows = np.arange(on_disk, self._next_row, dtype=np.int64)
             idx = np.asarray(new_rows)
             if cfg.exact:
                 self.exact.add(ckeys[idx], rows)
             if near:
                 assert sigs is not None
-                keep = ~empty[idx]
-                self.band.add(bkeys[idx][keep].ravel(), np.repeat(rows[keep], self.bands))
+                keep_sig = ~empty[idx]
+                self.band.add(bkeys[idx][keep_sig].ravel(), np.repeat(rows[keep_sig], self.bands))
                 block = sigs[idx].copy()
-                block[~keep] = 0xFFFFFFFF
+                block[~keep_sig] = 0xFFFFFFFF
             else:
                 block = np.full((len(idx), cfg.num_perm), 0xFFFFFFFF, dtype=np.uint32)
-            self._write_sigs(np.ascontiguousarray(block, dtype=np.uint32).tobytes(), first * self._sig_bytes)
+            self._write_sigs(np.ascontiguousarray(block, dtype=np.uint32).tobytes(), on_disk * self._sig_bytes)
+            self._rows_on_disk = self._next_row
             self._ids.executemany("INSERT INTO ids VALUES (?, ?)", zip(rows.tolist(), [ids[i] for i in new_rows], strict=True))
         # Name the rows that were duplicated (their ids are on disk, or in this batch).
-        batch_ids = {self._next_row - len(new_rows) + j: ids[i] for j, i in enumerate(new_rows)}
-        need = sorted({r for reason, r, _ in found if reason is not None and r not in batch_ids})
-        names = {**self._read_ids(need), **batch_ids}
-        return [Verdict(reason, names[r] if reason is not None else None, sim) for reason, r, sim in found]
+        need = sorted({r for reason, r, _ in found if reason is not None})
+        names = self._read_ids([r for r in need if r < on_disk])
+        names.update((r, ids[new_rows[r - on_disk]]) for r in need if r >= on_disk)
+        return [Verdict(reason, names[r], sim) if reason is not None else _KEEP for reason, r, sim in found]
