@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -339,8 +338,10 @@ class DedupIndex:
         self.bands, self.rows = lsh_params(candidate_threshold or cfg.threshold, cfg.num_perm, 0.2, 0.8)
         self._tmp = tempfile.TemporaryDirectory(prefix="chatforge-dedup-", dir=directory)
         self._sig_file = open(os.path.join(self._tmp.name, "signatures.bin"), "w+b")  # noqa: SIM115
-        self._ids = sqlite3.connect(os.path.join(self._tmp.name, "ids.db"))
-        self._ids.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; CREATE TABLE ids (row INTEGER PRIMARY KEY, id TEXT);")
+        # Ids: their UTF-8 bytes one after the other, and each row's end offset (int64).
+        self._id_file = open(os.path.join(self._tmp.name, "ids.bin"), "w+b")  # noqa: SIM115
+        self._id_ends = open(os.path.join(self._tmp.name, "id_ends.bin"), "w+b")  # noqa: SIM115
+        self._id_bytes = 0
         self.exact = SortedMultimap()  # content key -> row
         self.band = SortedMultimap()  # band key -> row
         self._next_row = 0
@@ -355,18 +356,31 @@ class DedupIndex:
 
     def close(self) -> None:
         self._sig_file.close()
-        self._ids.close()
+        self._id_file.close()
+        self._id_ends.close()
         self._tmp.cleanup()
 
-    def _write_sigs(self, data: bytes, offset: int) -> None:
-        """All of `data` at `offset` (pwrite may write less, e.g. on a nearly full disk)."""
+    @staticmethod
+    def _pwrite_all(f: Any, data: bytes, offset: int) -> None:
+        """All of `data` at `offset` in file `f` (pwrite may write less, e.g. on a nearly full disk)."""
         view = memoryview(data)
         try:
             while view:
-                n = os.pwrite(self._sig_file.fileno(), view, offset)
+                n = os.pwrite(f.fileno(), view, offset)
                 view, offset = view[n:], offset + n
         except OSError as e:
-            raise OSError(e.errno, e.strerror, self._sig_file.name) from None
+            raise OSError(e.errno, e.strerror, f.name) from None
+
+    def _write_sigs(self, data: bytes, offset: int) -> None:
+        self._pwrite_all(self._sig_file, data, offset)
+
+    def _write_ids(self, first: int, ids: list[str]) -> None:
+        """The ids of rows first, first + 1, ... after the ones written."""
+        encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+        ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))) + self._id_bytes
+        self._pwrite_all(self._id_file, b"".join(encoded), self._id_bytes)
+        self._pwrite_all(self._id_ends, ends.tobytes(), first * 8)
+        self._id_bytes = int(ends[-1]) if len(ends) else self._id_bytes
 
     def _read_sigs(self, rows: np.ndarray) -> np.ndarray:
         """The signatures of index rows `rows` (uint32, (len(rows), num_perm)), gathered from the file mapped in memory."""
@@ -381,9 +395,15 @@ class DedupIndex:
 
     def _read_ids(self, rows: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
-        for i in range(0, len(rows), 30_000):  # stay under SQLite's bound-parameter limit
-            chunk = rows[i : i + 30_000]
-            out.update(self._ids.execute(f"SELECT row, id FROM ids WHERE row IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        for r in rows:
+            span = os.pread(self._id_ends.fileno(), 16, (r - 1) * 8) if r else b"\0" * 8 + os.pread(self._id_ends.fileno(), 8, 0)
+            if len(span) != 16:
+                raise OSError(f"{self._id_ends.name}: the ids could not be read back whole")
+            start, end = np.frombuffer(span, dtype=np.int64).tolist()
+            data = os.pread(self._id_file.fileno(), end - start, start)
+            if len(data) != end - start:
+                raise OSError(f"{self._id_file.name}: the ids could not be read back whole")
+            out[r] = data.decode("utf-8", "surrogatepass")
         return out
 
     def check(
@@ -509,7 +529,7 @@ class DedupIndex:
                 block = np.full((len(idx), cfg.num_perm), 0xFFFFFFFF, dtype=np.uint32)
             self._write_sigs(np.ascontiguousarray(block, dtype=np.uint32).tobytes(), on_disk * self._sig_bytes)
             self._rows_on_disk = self._next_row
-            self._ids.executemany("INSERT INTO ids VALUES (?, ?)", zip(rows.tolist(), [ids[i] for i in new_rows], strict=True))
+            self._write_ids(on_disk, [ids[i] for i in new_rows])
         # Name the rows that were duplicated (their ids are on disk, or in this batch).
         need = sorted({r for reason, r, _ in found if reason is not None})
         names = self._read_ids([r for r in need if r < on_disk])
