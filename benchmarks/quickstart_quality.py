@@ -2,6 +2,7 @@
 
     python benchmarks/quickstart_quality.py                    # runs `chatforge quickstart` first (~5 min)
     python benchmarks/quickstart_quality.py --workdir quickstart --no-run   # score an existing quickstart
+    python benchmarks/quickstart_quality.py -- --sft.steps 600              # options for the quickstart
 
 For each model the quickstart trains after pretraining (SFT, then DPO) it answers, greedily,
 every conversation of the `test` split (phrasings the training generator uses) and of the
@@ -50,15 +51,17 @@ def main() -> None:
     ap.add_argument("--workdir", default="", help="quickstart dir (default: a new one in a temp dir)")
     ap.add_argument("--no-run", action="store_true", help="score an existing quickstart in --workdir")
     ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("quickstart_args", nargs=argparse.REMAINDER, help="after --: options for `chatforge quickstart` (e.g. -- --sft.steps 600)")
     args = ap.parse_args()
+    extra = [a for a in args.quickstart_args if a != "--"]
     work = Path(args.workdir or Path(__import__("tempfile").mkdtemp(prefix="chatforge-quality-")) / "qs")
     wall = None
     if not args.no_run:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "chatforge", "quickstart", "--workdir", str(work), "-q"], check=True)
+        subprocess.run([sys.executable, "-m", "chatforge", "quickstart", "--workdir", str(work), "-q", *extra], check=True)
         wall = time.perf_counter() - t0
         print(f"quickstart: {wall / 60:.1f} min (target < 10)")
-    report: dict = {"quickstart_seconds": wall, "models": {}}
+    report: dict = {"quickstart_seconds": wall, "quickstart_args": extra, "models": {}}
     for stage in ("sft", "dpo"):
         model = work / "runs" / stage / "model"
         if not model.is_dir():

@@ -169,3 +169,59 @@ def test_word_hashes_equal_their_definition_across_text_boundaries():
     expect = [[_reference_word_hash(w) for w in t.encode("utf-8").split()] for t in texts]  # bytes.split: ASCII whitespace
     assert counts.tolist() == [len(e) for e in expect]
     assert hashes.tolist() == [h for e in expect for h in e]
+
+
+def _reference_verdicts(cfg, keys, sigs):
+    """Keep-first dedup by its definition, one row at a time over plain Python values: an
+    exact duplicate of an earlier kept row, else the first of the earlier kept rows sharing
+    an LSH band (most bands first, then the earliest; at most MAX_CANDIDATES tried) whose
+    signature agrees on >= threshold of its values."""
+    from chatforge.data.dedup import MAX_CANDIDATES, band_keys
+
+    bands, rows = lsh_params(cfg.threshold, cfg.num_perm, 0.2, 0.8)
+    bkeys = band_keys(sigs, bands, rows).tolist()
+    kept: list[int] = []
+    out = []
+    for i in range(len(keys)):
+        exact = next((j for j in kept if keys[j] == keys[i]), None)
+        if exact is not None:
+            out.append(("duplicate", exact))
+            continue
+        shared = {j: sum(a == b for a, b in zip(bkeys[i], bkeys[j], strict=True)) for j in kept}
+        tries = sorted((j for j in shared if shared[j]), key=lambda j: (-shared[j], j))[:MAX_CANDIDATES]
+        hit = next((j for j in tries if float(np.mean(sigs[j] == sigs[i])) >= cfg.threshold), None)
+        out.append(("near_duplicate", hit) if hit is not None else (None, None))
+        if hit is None:
+            kept.append(i)
+    return out
+
+
+def test_index_agrees_with_the_definition_within_and_across_batches():
+    # Clusters of near copies (one or two words of forty changed), spread so that copies
+    # meet their originals both in the same batch (compared one by one) and in later
+    # batches (compared all at once against the index).
+    rng = random.Random(7)
+    cfg = DedupConfig()
+    signer = Signer(cfg.num_perm, cfg.ngram)
+    texts = []
+    for _ in range(120):
+        base = sentence(rng, 40).split()
+        texts.append(" ".join(base))
+        for _ in range(rng.randint(0, 3)):
+            w = list(base)
+            for _ in range(rng.randint(1, 2)):
+                w[rng.randrange(len(w))] = f"x{rng.randrange(1000)}"
+            texts.append(" ".join(w))
+    rng.shuffle(texts)
+    texts += texts[:15]  # exact copies at the end
+    keys = [hashlib.sha256(t.encode()).digest() for t in texts]
+    sigs = signer.signatures(texts)
+    want = _reference_verdicts(cfg, keys, sigs)
+    ids = [f"r{i}" for i in range(len(texts))]
+    got = []
+    with DedupIndex(cfg) as index:
+        for start in range(0, len(texts), 50):
+            sl = slice(start, start + 50)
+            got += [(v.reason, v.duplicate_of) for v in index.check(ids[sl], keys[sl], sigs[sl])]
+    assert got == [(r, None if j is None else f"r{j}") for r, j in want]
+    assert sum(r == "near_duplicate" for r, _ in got) > 50 and sum(r == "duplicate" for r, _ in got) == 15
