@@ -378,7 +378,12 @@ def verify_checkpoint(path: Path) -> str | None:
         return "no meta.json (partial write)"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):  # (checkpoints of older versions have none)
+        # Checkpoints of older versions have no checksum of meta.json; any other set of
+        # fields is corruption (a flipped byte in the name "meta_sha256" must not make a
+        # checkpoint pass for an old one).
+        if set(meta) not in ({"step", "sha256", "meta_sha256"}, {"step", "sha256"}):
+            return f"meta.json has the fields {sorted(meta)}, not a checkpoint's (corrupt)"
+        if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
             return "meta.json does not match its own sha256 (corrupt)"
         if set(meta["sha256"]) != CHECKPOINT_FILES:
             return f"meta.json lists {sorted(meta['sha256'])}, not the checkpoint's files (corrupt)"
