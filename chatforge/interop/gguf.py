@@ -171,7 +171,7 @@ def _check_sizes(path: Path, reader: Any) -> None:
     heads = size("llama.attention.head_count")
     kv_heads = size("llama.attention.head_count_kv", heads)
     blocks = {name.split(".")[1] for name in shapes if name.startswith("blk.")}
-    if blocks != {str(i) for i in range(n_layer)}:
+    if len(blocks) != n_layer or blocks != {str(i) for i in range(n_layer)}:  # the count first: it may be 2^64 - 1
         raise UserError(f"{path}: llama.block_count is {n_layer:,} but the tensors are of {len(blocks):,} blocks")
     if n_embd % heads or heads % kv_heads:
         raise UserError(f"{path}: llama.attention.head_count ({heads}) must divide llama.embedding_length ({n_embd}), and head_count_kv ({kv_heads}) head_count")

@@ -336,3 +336,30 @@ def test_the_memory_bound_turns_a_huge_allocation_into_an_error() -> None:
 
     with pytest.raises((MemoryError, RuntimeError)), bounded_memory(256 << 20):
         torch.empty(2**31, dtype=torch.float32)
+
+
+def llama_size_slots(path: Path) -> dict[str, tuple[int, int]]:
+    """(byte offset, size) of the value of every integer llama.* metadata field."""
+    reader = gguf.GGUFReader(str(path))
+    out = {}
+    for name, f in reader.fields.items():
+        value = f.parts[-1]
+        if name.startswith("llama.") and value.dtype.kind in "ui" and value.size == 1:
+            out[name] = (f.offset + sum(p.nbytes for p in f.parts[:-1]), value.dtype.itemsize)
+    return out
+
+
+@pytest.mark.parametrize("value", [0, 2**31, 2**32 - 1, 2**63, 2**64 - 1])
+def test_gguf_with_a_huge_llama_size_is_a_clear_error(sources: dict[str, Any], value: int) -> None:
+    # Found by the full reliability report's fuzzing: llama.block_count = 2^64 - 1 over a
+    # 2-block model built a set of 2^64 block names (MemoryError). Every size, each value.
+    path = sources["root"] / "tiny.gguf"
+    slots = llama_size_slots(path)
+    assert "llama.block_count" in slots and "llama.embedding_length" in slots
+    for at, size in slots.values():
+        blob = bytearray(sources["gguf"])
+        blob[at : at + size] = (value % (1 << (8 * size))).to_bytes(size, "little")
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / "m.gguf"
+            src.write_bytes(bytes(blob))
+            check_import(src, Path(d) / "out")
