@@ -38,7 +38,11 @@ def evaluate(model_dir: Path, dataset_dir: Path, max_tokens: int) -> tuple[dict,
     results = []
     for row in open_dataset(dataset_dir):
         prompt = row["messages"][:-1]
-        ids = engine.chat_prompt(prompt, greedy)
+        try:
+            ids = engine.chat_prompt(prompt, greedy)
+        except ValueError:  # the last message alone does not fit the context: a failure, as in `chatforge eval`
+            results.append({"id": row["id"], "intent": row["meta"]["intent"], "reply": "", "stopped": False, **score_reply("", row["meta"])})
+            continue
         out = list(engine.generate(ids, greedy))
         stopped = len(out) < min(max_tokens, engine.model.cfg.block_size - len(ids))  # ended at the end-of-turn token
         reply = engine.tok.decode(out, skip_special=True)
