@@ -46,13 +46,13 @@ def tiny_model() -> ModelConfig:
 
 
 def tiny_train() -> TrainConfig:
-    """The quickstart's schedule: about 4 minutes on a 2-core laptop CPU.
+    """The quickstart's pretraining schedule: about 4 minutes on a 2-core laptop CPU (SFT 2.5).
 
     Measured on the quickstart (benchmarks/quickstart_quality.py): 300 pretraining and 300
     SFT steps on 3,000 conversations gave 82% / 54% on the test / held-out-vocabulary splits
     in 2.9 minutes; 1,000 + 1,000 steps on the same data 87% / 45.5% (SFT at 14 epochs
     overfits the training phrasings); 800 + 600 on 8,000 conversations 91% / 56%; 900 + 700
-    on 12,000 conversations 91% / 61% in 7.0 minutes, the default.
+    on 12,000 conversations 91% / 61% in 7.1 minutes, the default.
     """
     return TrainConfig(
         steps=900,
