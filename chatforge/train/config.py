@@ -96,6 +96,13 @@ class SFTConfig:
     )
     max_len: int = opt(0, "longest conversation in tokens (0 = the model's block size); longer ones lose their oldest turns", ge=0)
     dropout: float = opt(-1.0, "dropout while fine-tuning (-1 = keep the model's)", ge=-1, lt=1)
+    freeze_layers: int = opt(
+        0,
+        "keep the token embeddings (and a tied output head) and the first N transformer blocks as they are: "
+        "no gradient flows below block N, so a step costs less (transfer learning: the lower blocks hold general "
+        "features); with LoRA, adapters go into blocks N and up only",
+        ge=0,
+    )
     debug_data: int = opt(0, "print this many training rows with the trained tokens highlighted, then exit", ge=0)
     seed: int = opt(0, "random seed (data order, dropout)")
     resume: bool = opt(False, "continue from the latest intact checkpoint in OUT")

@@ -41,21 +41,28 @@ def _require_peft() -> None:
         raise UserError("LoRA needs peft, in the `lora` extra: pip install 'chatforge[lora]'") from None
 
 
-def _peft_config(cfg: LoRAConfig, base: str = "") -> Any:
+def _peft_config(cfg: LoRAConfig, base: str = "", layers: list[int] | None = None) -> Any:
+    """peft's config for `cfg`; `layers`: the blocks that get adapters (None: every one)."""
     _require_peft()
     from peft import LoraConfig
 
+    where: dict[str, Any] = {} if layers is None else {"layers_to_transform": layers, "layers_pattern": "layers"}
     return LoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.targets),
-        task_type="CAUSAL_LM", base_model_name_or_path=base or None, bias="none",
+        task_type="CAUSAL_LM", base_model_name_or_path=base or None, bias="none", **where,
     )  # fmt: skip
 
 
-def add_lora(model: GPT, cfg: LoRAConfig) -> GPT:
-    """`model` with LoRA layers in its target linear layers; only they stay trainable."""
+def add_lora(model: GPT, cfg: LoRAConfig, first_layer: int = 0) -> GPT:
+    """`model` with LoRA layers in its target linear layers (of blocks `first_layer` and up);
+    only they stay trainable."""
     from peft import inject_adapter_in_model
 
-    inject_adapter_in_model(_peft_config(cfg), model)  # in place: the model stays a GPT
+    n_layer = model.cfg.n_layer
+    if not 0 <= first_layer < n_layer:
+        raise UserError(f"freeze_layers: {first_layer} leaves no block of the model's {n_layer} to adapt")
+    layers = list(range(first_layer, n_layer)) if first_layer else None
+    inject_adapter_in_model(_peft_config(cfg, layers=layers), model)  # in place: the model stays a GPT
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if not n_train:
         raise UserError(f"lora.targets: none of {cfg.targets} is a layer of this model")
@@ -67,13 +74,21 @@ def trainable_share(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / max(total, 1)
 
 
+def adapted_layers(model: GPT) -> list[int] | None:
+    """The blocks of `model` holding LoRA layers (None: every block)."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = sorted({i for i, block in enumerate(model.model.layers) if any(isinstance(m, LoraLayer) for m in block.modules())})
+    return None if len(layers) == model.cfg.n_layer else layers
+
+
 def save_adapter(out: Path, model: GPT, cfg: LoRAConfig, base_model: str) -> None:
     """The adapters of `model` as a standard peft adapter dir (written atomically)."""
     from peft import get_peft_model_state_dict
 
     state = {_PREFIX + k: v.detach().float().contiguous() for k, v in get_peft_model_state_dict(model).items()}
     with staged_dir(out, overwrite=True, replaceable=lambda p: (p / ADAPTER_CONFIG).is_file(), what="an adapter dir") as tmp:
-        _peft_config(cfg, base_model).save_pretrained(str(tmp))
+        _peft_config(cfg, base_model, adapted_layers(model)).save_pretrained(str(tmp))
         save_tensors(state, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
 
 
@@ -108,7 +123,14 @@ def load_adapter(model: GPT, adapter_dir: Path) -> GPT:
         raise UserError(f"{cfg_path}: peft_type {raw.get('peft_type')!r} is not LORA")
     targets = raw.get("target_modules") or []
     cfg = LoRAConfig(r=int(raw.get("r", 8)), alpha=int(raw.get("lora_alpha", 8)), dropout=0.0, targets=sorted(targets) if isinstance(targets, list) else [targets])
-    model = add_lora(model, cfg)
+    layers = raw.get("layers_to_transform")
+    if layers is None:
+        first = 0
+    elif isinstance(layers, list) and layers and all(isinstance(i, int) for i in layers) and layers == list(range(layers[0], model.cfg.n_layer)):
+        first = layers[0]
+    else:
+        raise UserError(f"{cfg_path}: layers_to_transform {layers!r}: only the blocks from one on to the last are supported")
+    model = add_lora(model, cfg, first_layer=first)
     state = {k.removeprefix(_PREFIX): v for k, v in load_file(str(weights_path)).items()}
     result: Any = set_peft_model_state_dict(model, state)
     missing = [k for k in result.missing_keys if "lora_" in k]

@@ -48,6 +48,7 @@ from chatforge.config import to_dict
 from chatforge.data.dataset import open_dataset
 from chatforge.data.mix import parse_source, plan_counts
 from chatforge.errors import ConfigError, UserError
+from chatforge.model import GPT
 from chatforge.tokenizer import Tokenizer, fit_turns
 from chatforge.tracking import RunLog
 from chatforge.train.config import SFTConfig
@@ -295,6 +296,20 @@ def show_rows(convs: Conversations, rows: Sequence[Sequence[int]], tok: Tokenize
         ui.out.print()
 
 
+def freeze_lower(model: GPT, n: int) -> float:
+    """Freeze the token embeddings (and the output head, if tied to them) and the first `n`
+    blocks; returns the share of the weights left trainable. Autograd then stops at block
+    `n`: nothing below it needs a gradient, so the backward pass skips those blocks."""
+    if not 0 < n < model.cfg.n_layer:
+        raise ConfigError(f"freeze_layers: {n} must leave at least one of the model's {model.cfg.n_layer} blocks to train")
+    from chatforge.train.lora import trainable_share
+
+    model.model.embed_tokens.requires_grad_(False)
+    for block in model.model.layers[:n]:
+        block.requires_grad_(False)
+    return trainable_share(model)
+
+
 def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run `sft`; returns a summary (also in OUT/summary.json)."""
     dist = init_distributed()
@@ -308,11 +323,17 @@ def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = cfg.dropout
+    if cfg.freeze_layers >= model.cfg.n_layer:
+        raise ConfigError(f"freeze_layers: {cfg.freeze_layers} must leave at least one of the model's {model.cfg.n_layer} blocks to train")
+    frozen = f", embeddings and blocks 0-{cfg.freeze_layers - 1} frozen" if cfg.freeze_layers else ""
     if cfg.lora.r:
         from chatforge.train.lora import add_lora, trainable_share
 
-        add_lora(model, cfg.lora)
-        ui.note(f"sft: LoRA rank {cfg.lora.r} on {', '.join(cfg.lora.targets)}: training {trainable_share(model):.1%} of the weights")
+        add_lora(model, cfg.lora, first_layer=cfg.freeze_layers)
+        ui.note(f"sft: LoRA rank {cfg.lora.r} on {', '.join(cfg.lora.targets)}{frozen}: training {trainable_share(model):.1%} of the weights")
+    elif cfg.freeze_layers:
+        share = freeze_lower(model, cfg.freeze_layers)
+        ui.note(f"sft: {frozen[2:]}: training {share:.1%} of the weights")
     length = cfg.max_len or model.cfg.block_size
     if length > model.cfg.block_size:
         raise ConfigError(f"max_len: {length} is longer than the model's block size {model.cfg.block_size}")

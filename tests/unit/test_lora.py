@@ -84,3 +84,32 @@ def test_bad_targets_and_adapters_are_clear_errors(run, tmp_path):
         load_adapter(load_model_dir(run / "base"), tmp_path / "a")
     m = merged(add_lora(load_model_dir(run / "base"), LoRAConfig(r=2, targets=["o_proj"])))
     assert all(p.requires_grad for p in m.parameters()) and not any("lora" in n for n, _ in m.named_parameters())
+
+
+def test_freeze_layers_puts_adapters_only_in_the_upper_blocks(run, tmp_path):
+    import json
+
+    from peft import PeftModel
+    from transformers import LlamaForCausalLM
+
+    train = TrainConfig(steps=4, batch_size=4, eval_every=0, save_every=0, log_every=2)
+    train.optim.lr = 1e-2
+    cfg = SFTConfig(model=str(run / "base"), data=[str(run / "data")], out=str(tmp_path / "run"), val_fraction=0, train=train,
+                    lora=LoRAConfig(r=4, alpha=8, targets=["q_proj", "down_proj"]), freeze_layers=1)  # fmt: skip
+    sft_main(cfg)
+    adapter = tmp_path / "run" / "adapter"
+    keys = list(load_file(str(adapter / "adapter_model.safetensors")))
+    assert keys and all(".layers.1." in k for k in keys)
+    assert json.loads((adapter / "adapter_config.json").read_text())["layers_to_transform"] == [1]
+    x = torch.randint(0, 500, (1, 30))
+    ours = load_adapter(load_model_dir(run / "base"), adapter).eval()
+    hf = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(run / "base"), adapter).eval()
+    with torch.no_grad():
+        want = ours(x)
+        torch.testing.assert_close(hf(x).logits, want, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(load_model_dir(tmp_path / "run" / "model").eval()(x), want, atol=2e-5, rtol=1e-5)
+    cfg_file = adapter / "adapter_config.json"
+    raw = json.loads(cfg_file.read_text())
+    cfg_file.write_text(json.dumps({**raw, "layers_to_transform": [0]}))
+    with pytest.raises(UserError, match="layers_to_transform"):
+        load_adapter(load_model_dir(run / "base"), adapter)

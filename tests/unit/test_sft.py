@@ -12,6 +12,7 @@ from chatforge.data import synth
 from chatforge.data.dataset import write_dataset
 from chatforge.data.steps import row_texts
 from chatforge.engine import Engine, Sampling
+from chatforge.errors import ConfigError
 from chatforge.model import GPT, ModelConfig
 from chatforge.tokenizer import Tokenizer, fit_turns, train_tokenizer
 from chatforge.train.config import SFTConfig, TrainConfig
@@ -191,3 +192,34 @@ def test_held_out_share_is_stable(tok, tmp_path):
     assert len(train) + len(held) == 200 and 20 <= len(held) <= 60
     again = tokenize([str(tmp_path / "c")], tok, limit=128, train_on="assistant", val_fraction=0.2, split=True)[1]
     assert np.array_equal(held.ids, again.ids)
+
+
+def test_freeze_layers_keeps_the_lower_blocks_and_skips_their_backward(tok, tmp_path):
+    tok.save(tmp_path / "tok")
+    torch.manual_seed(0)
+    base = GPT(ModelConfig(vocab_size=640, n_layer=3, n_embd=32, n_head=4, block_size=96))
+    save_model_dir(tmp_path / "base", base, tokenizer_dir=tmp_path / "tok")
+    write_dataset(tmp_path / "data", "conversations", [conv(i) for i in range(6)], created_by=BY)
+    train = TrainConfig(steps=6, batch_size=2, eval_every=0, save_every=0, log_every=3)
+    train.optim.lr = 1e-2
+    cfg = SFTConfig(model=str(tmp_path / "base"), data=[str(tmp_path / "data")], out=str(tmp_path / "run"), val_fraction=0.0, train=train, freeze_layers=2)
+    main(cfg)
+    before = base.state_dict()
+    after = load_model_dir(tmp_path / "run" / "model").state_dict()
+    for name, w in before.items():  # embeddings (and the tied head) and blocks 0-1: bit-identical; block 2 trained
+        frozen = name.startswith(("model.embed_tokens", "lm_head", "model.layers.0.", "model.layers.1."))
+        assert torch.equal(after[name], w) == frozen, name
+    # No gradient flows below the first trained block: block 1's backward never runs.
+    from chatforge.train.sft import freeze_lower
+
+    model = load_model_dir(tmp_path / "base")
+    assert 0 < freeze_lower(model, 2) < 0.5
+    tracked = {}  # whether each block's output is in autograd's graph
+    for i, block in enumerate(model.model.layers):
+        block.register_forward_hook(lambda mod, args, out, i=i: tracked.__setitem__(i, out.requires_grad))
+    model(torch.randint(0, 600, (1, 20))).sum().backward()
+    assert tracked == {0: False, 1: False, 2: True}
+    assert all(p.grad is None for p in model.model.layers[1].parameters())
+    assert all(p.grad is not None for p in model.model.layers[2].parameters())
+    with pytest.raises(ConfigError, match="at least one"):
+        main(SFTConfig(model=str(tmp_path / "base"), data=[str(tmp_path / "data")], out=str(tmp_path / "r2"), train=train, freeze_layers=3))
