@@ -476,6 +476,7 @@ SURFACE = {
             "--data",
             "--debug-data",
             "--dropout",
+            "--freeze-layers",
             "--lora.alpha",
             "--lora.dropout",
             "--lora.r",
