@@ -299,9 +299,8 @@ def show_rows(convs: Conversations, rows: Sequence[Sequence[int]], tok: Tokenize
 def freeze_lower(model: GPT, n: int) -> float:
     """Freeze the token embeddings (and the output head, if tied to them) and the first `n`
     blocks; returns the share of the weights left trainable. Autograd then stops at block
-    `n`: nothing below it needs a gradient, so the backward pass skips those blocks."""
-    if not 0 < n < model.cfg.n_layer:
-        raise ConfigError(f"freeze_layers: {n} must leave at least one of the model's {model.cfg.n_layer} blocks to train")
+    `n`: nothing below it needs a gradient, so the backward pass skips those blocks.
+    `main` checks that `n` leaves a block to train."""
     from chatforge.train.lora import trainable_share
 
     model.model.embed_tokens.requires_grad_(False)
