@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatforge.config import opt
+from chatforge.serve.config import DTYPE_HELP, check_dtype
 from chatforge.ui import QUIET, UI
 
 
@@ -29,15 +30,20 @@ class ChatConfig:
     top_k: int = opt(0, "keep only the k most likely tokens (0 = no limit)", ge=0)
     max_tokens: int = opt(256, "longest reply in tokens", ge=1)
     seed: int = opt(-1, "sampling seed for reproducible replies (-1 = a new sample every time)")
+    dtype: str = opt("auto", DTYPE_HELP)
+
+    def validate(self) -> None:
+        check_dtype(self.dtype)
 
 
 def main(cfg: ChatConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run the chat until /exit or end of input; returns the number of replies."""
     from chatforge.checkpoint import load_model_dir
-    from chatforge.engine import Engine, Sampling
+    from chatforge.engine import Engine, Sampling, generation_dtype
     from chatforge.tokenizer import Tokenizer
 
-    engine = Engine(load_model_dir(cfg.model), Tokenizer.load(cfg.model))
+    model = load_model_dir(cfg.model)
+    engine = Engine(model.to(generation_dtype(cfg.dtype, model)), Tokenizer.load(cfg.model))
     sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, None if cfg.seed < 0 else cfg.seed)
     system = cfg.system
     history: list[dict[str, str]] = []

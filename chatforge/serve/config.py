@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from chatforge.config import opt
 from chatforge.errors import ConfigError
 
+DTYPE_HELP = "weights: auto (bfloat16 where it decodes faster: GPUs, and CPUs with native bf16 for models of 3M parameters and up), float32, bfloat16"
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ConfigError(f"dtype: {dtype!r}; expected auto, float32 or bfloat16")
+
 
 @dataclass
 class Limits:
@@ -40,7 +47,7 @@ class ServeConfig:
     safety: bool = opt(True, "refuse requests and replies that trip the harm and prompt-injection filters")
     store: str = opt("feedback.db", "the feedback store: a SQLite file or a database URL (postgresql://...); ratings from POST /v1/feedback go there, PII anonymized first")
     log_conversations: bool = opt(False, "also store every turn (prompt, reply, model, latency, token logprob and entropy; PII anonymized first) in the feedback store (opt-in)")
-    dtype: str = opt("auto", "weights: auto (bfloat16 where faster: never on this CPU yet), float32, bfloat16")
+    dtype: str = opt("auto", DTYPE_HELP)
     limits: Limits = opt(default_factory=Limits)
 
     def validate(self) -> None:
@@ -54,8 +61,7 @@ class ServeConfig:
             if not self.ab_experiment or len(self.ab_experiment) > 100:
                 raise ConfigError(f"ab_experiment: {self.ab_experiment!r}; give a name of 1 to 100 characters")
             ab_split(self.ab)
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ConfigError(f"dtype: {self.dtype!r}; expected auto, float32 or bfloat16")
+        check_dtype(self.dtype)
 
 
 def ab_split(entries: list[str]) -> dict[str, tuple[str, float]]:

@@ -40,7 +40,7 @@ from torch import nn
 
 from chatforge.checkpoint import checkpoint_weights, find_checkpoint, load_checkpoint, save_checkpoint
 from chatforge.errors import ConfigError, UserError
-from chatforge.model import GPT
+from chatforge.model import GPT, bf16_supported
 from chatforge.optim import lr_at, make_optimizer
 from chatforge.tracking import RunLog
 from chatforge.train.config import TrainConfig
@@ -90,16 +90,6 @@ def init_distributed() -> Dist:
     if not tdist.is_initialized():
         tdist.init_process_group(backend)
     return Dist(rank, world, local, device)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 matmuls run natively (fast) here."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # recent x86 CPUs with AVX512-BF16 / AMX, and ARM with BF16
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:

@@ -426,7 +426,7 @@ SURFACE = {
             "--val-fraction",
         ],
     ),
-    "chat": ([], ["--max-tokens", "--model", "--system", "--temperature", "--top-k", "--top-p"]),
+    "chat": ([], ["--dtype", "--max-tokens", "--model", "--system", "--temperature", "--top-k", "--top-p"]),
     "dpo": (
         [],
         [

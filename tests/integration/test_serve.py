@@ -12,13 +12,16 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import torch
 from serve_helpers import make_engine as _engine
 from serve_helpers import serving, tiny_model_dir, wait_until_up
 from test_cli import EXE  # same directory: pytest puts it on sys.path
 
-from chatforge.engine import Sampling
+from chatforge.checkpoint import load_model_dir
+from chatforge.engine import Engine, Sampling
 from chatforge.feedback.store import FeedbackStore, hash_user
 from chatforge.serve.config import Limits
+from chatforge.tokenizer import Tokenizer
 
 KEY = "sk-test-0123456789"
 
@@ -88,6 +91,23 @@ def test_logprobs_n_seeds_and_stop_strings(model_dir):
         stop = full[3:6]
         cut = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=1.0, max_tokens=30, seed=1, stop=[stop])
         assert cut.choices[0].message.content == full[: full.index(stop)] and cut.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN: no packed bf16 weights")
+def test_serve_dtype_bfloat16_generates_with_the_bf16_weights(model_dir):
+    """`--dtype bfloat16` serves the model in bf16 (packed for oneDNN): the logprobs are the bf16
+    engine's, not the float32 one's."""
+    prompt = _engine(model_dir).chat_prompt(MESSAGES, Sampling(max_tokens=8))
+    want = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        engine = Engine(load_model_dir(model_dir).to(dtype), Tokenizer.load(model_dir))
+        (seq,) = engine.generate_many([prompt], [Sampling(temperature=0, max_tokens=8, logprobs=1)])
+        want[name] = [t.logprob for t in seq.tokens]
+    assert max(abs(a - b) for a, b in zip(*want.values(), strict=False)) > 1e-3  # distinguishable
+    for name in want:
+        with serving(None, model=str(model_dir), model_name="tiny", dtype=name) as (base, _):
+            r = client(base).chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8, logprobs=True)
+            assert [e.logprob for e in r.choices[0].logprobs.content] == pytest.approx(want[name], abs=1e-4)
 
 
 def _error(r: httpx.Response, status: int) -> dict:

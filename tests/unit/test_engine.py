@@ -3,13 +3,15 @@ streaming text, long conversations."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from chatforge.data import synth
 from chatforge.data.steps import row_texts
-from chatforge.engine import Engine, Sampling, penalize, sample_next
-from chatforge.model import GPT, ModelConfig
+from chatforge.engine import BF16_MIN_PARAMS, Engine, Sampling, generation_dtype, penalize, sample_next
+from chatforge.model import GPT, ModelConfig, PackedLinear, bf16_supported, can_pack, pack_linears
 from chatforge.tokenizer import Tokenizer, train_tokenizer
 
 
@@ -169,3 +171,57 @@ def test_chat_stops_before_a_stop_string(tok):
     cut = "".join(engine.chat(messages, s, stop=[stop]))
     assert cut == full[: full.index(stop)]
     assert "".join(engine.chat(messages, s, stop=["\u2603never"])) == full
+
+
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN: no packed bf16 linears")
+
+
+@needs_onednn
+def test_packed_linears_compute_what_the_bf16_model_computes():
+    m = model().to(torch.bfloat16).eval()
+    plain = copy.deepcopy(m)
+    assert can_pack(m) and not can_pack(model())  # bf16 only
+    assert pack_linears(m) == 2 * 7 + 1  # q, k, v, o, gate, up, down per block, and the head
+    assert all(type(x) is not torch.nn.Linear for x in m.modules())
+    assert list(m.state_dict()) == list(plain.state_dict())  # same names: still saves and loads
+    ids = torch.randint(0, 512, (2, 30), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        for x in (ids, ids[:, :1], ids[:1, -2:]):  # a prefill, one decode step, two positions
+            assert torch.allclose(m(x).float(), plain(x).float(), atol=1e-2, rtol=0)
+    assert pack_linears(m) == 0  # packing twice changes nothing
+
+
+@needs_onednn
+def test_a_bf16_engine_follows_the_model_it_packs(tok):
+    """The bf16 engine's logprobs are the unpacked bf16 model's, recomputed over the whole
+    sequence at every step (bf16 rounding apart), and greedy picks its argmax."""
+    m = model().to(torch.bfloat16).eval()
+    plain = copy.deepcopy(m)
+    engine = Engine(m, tok)
+    assert isinstance(m.lm_head, PackedLinear) and engine.dtype == torch.bfloat16
+    prompt = prompts_of(tok, 1)[0]
+    (seq,) = engine.generate_many([prompt], [Sampling(temperature=0, max_tokens=20, logprobs=2)])
+    assert len(seq.tokens) > 5
+    ids = list(prompt)
+    with torch.inference_mode():
+        for t in seq.tokens:
+            logp = torch.log_softmax(plain(torch.tensor([ids]))[0, -1, : tok.vocab_size].float(), dim=-1)
+            assert t.logprob == pytest.approx(float(logp[t.id]), abs=0.05)
+            top2 = logp.topk(2).values
+            if top2[0] - top2[1] > 0.1:  # no near tie: bf16 rounding cannot flip it
+                assert t.id == int(logp.argmax())
+            ids.append(t.id)
+
+
+def test_generation_dtype_auto_picks_bf16_only_where_it_decodes_faster():
+    tiny = model()
+    assert tiny.num_params() < BF16_MIN_PARAMS
+    assert generation_dtype("auto", tiny) == torch.float32
+    assert generation_dtype("float32", tiny) == torch.float32
+    assert generation_dtype("bfloat16", tiny) == torch.bfloat16  # asked for: given
+    big = GPT(ModelConfig(vocab_size=4096, n_layer=4, n_embd=256, n_head=4, n_kv_head=4, block_size=64))
+    assert big.num_params() >= BF16_MIN_PARAMS
+    fast = bf16_supported(torch.device("cpu")) and torch.backends.mkldnn.is_available()
+    assert generation_dtype("auto", big) == (torch.bfloat16 if fast else torch.float32)
+    with pytest.raises(ValueError, match="dtype: 'half'"):
+        generation_dtype("half", big)
