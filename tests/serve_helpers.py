@@ -23,7 +23,7 @@ from chatforge.data import synth
 from chatforge.data.steps import row_texts
 from chatforge.engine import Engine
 from chatforge.model import GPT, ModelConfig
-from chatforge.serve.app import create_app
+from chatforge.serve.app import KEEP_ALIVE_S, create_app
 from chatforge.serve.config import Limits, ServeConfig
 from chatforge.tokenizer import Tokenizer, train_tokenizer
 
@@ -61,7 +61,7 @@ def serving(model_dir: Path | None, **kw) -> Iterator[tuple[str, object]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, timeout_keep_alive=KEEP_ALIVE_S))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(200):

@@ -898,6 +898,13 @@ async def _stream(srv: Server, call: Call, request: Request, kind: str, rid: str
 # -- the command -------------------------------------------------------------------------------------
 
 
+# Seconds an idle keep-alive connection stays open. Longer than the 5 s for which httpx (and
+# so the `openai` client) keeps idle connections for reuse: with equal timeouts a client may
+# send a request on a connection at the moment the server closes it, and the request fails
+# before reaching the server (seen once in ~1,000 requests at 4x overload).
+KEEP_ALIVE_S = 15
+
+
 def main(cfg: ServeConfig, ui: Any = None) -> None:
     """Run `chatforge serve` until interrupted."""
     import uvicorn
@@ -908,11 +915,11 @@ def main(cfg: ServeConfig, ui: Any = None) -> None:
     auth = "with an API key" if (cfg.api_key or cfg.api_keys_file) else "without an API key"
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not (cfg.api_key or cfg.api_keys_file):
         ui.warn(f"listening on {cfg.host} without an API key: anyone who can reach this port can use the model")
-    what = ", ".join(f"{b.version} ({b.engine.model.num_params() / 1e6:.1f}M parameters)" for b in router.backends)
+    what = ", ".join(f"{b.version} ({b.engine.model.num_params() / 1e6:.1f}M parameters, {str(b.engine.dtype).removeprefix('torch.')})" for b in router.backends)
     if cfg.ab:
         what = "A/B test " + repr(cfg.ab_experiment) + ": " + ", ".join(f"{r}={b.version} ({router.split[r] / sum(router.split.values()):.0%})" for r, b in router.serving.items())
         ui.note("requests without a `user` id get a variant drawn for that request alone (not stored as an assignment)")
     if cfg.registry:
         what += f" from {cfg.registry} (reloading on promote/rollback)"
     ui.note(f"serving {what} at http://{cfg.host}:{cfg.port}/ {auth}; OpenAI API at /v1")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_S)

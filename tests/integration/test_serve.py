@@ -4,6 +4,7 @@ feedback and conversation logs."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import subprocess
 import time
@@ -254,6 +255,15 @@ def test_the_serve_command_starts_and_answers(model_dir, tmp_path):
         name = models.data[0].id
         r = client(base).chat.completions.create(model=name, messages=MESSAGES, max_tokens=4)
         assert r.choices[0].message.content is not None and r.usage.completion_tokens <= 4
+        # an idle keep-alive connection outlives the 5 s clients keep theirs (no reuse race)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for wait in (6, 0):
+                conn.request("GET", "/health")  # the second time on the same, idle connection
+                assert conn.getresponse().read().startswith(b'{"status":"ok"')
+                time.sleep(wait)
+        finally:
+            conn.close()
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=20)
