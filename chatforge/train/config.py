@@ -77,7 +77,7 @@ class SFTConfig:
     model: str = opt("", "model dir to start from (from `pretrain`, `sft`, or an imported model)", required=True)
     data: list[str] = opt(
         default_factory=list,
-        help="conversation datasets, each DIR or DIR:WEIGHT (weights set each one's share of an epoch, as `data mix`)",
+        help="conversation datasets, each DIR or DIR:WEIGHT (weights set each one's share of an epoch, as `data mix`); text datasets (e.g. a knowledge base) train on every token, for domain adaptation",
         required=True,
         metavar="DIR[:WEIGHT]",
     )

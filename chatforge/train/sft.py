@@ -10,7 +10,8 @@ loss mask (`--train-on`): by default every assistant turn's content and its end-
 token, so the model learns to answer and to stop, never to imitate the user. A
 conversation longer than `--max-len` tokens keeps its system messages and loses its
 oldest turns (whole turns, so that it starts with a user turn); one that cannot fit
-even so is left out and counted.
+even so is left out and counted. Text datasets may join the mixture (a knowledge base):
+their documents train on every token, as in pretraining (`tokenize`).
 
 Rows: with `--packing` (the default) conversations are packed whole into rows of
 block-size tokens (best fit decreasing, so rows come out nearly full; the rows are then
@@ -53,6 +54,7 @@ from chatforge.tokenizer import Tokenizer, fit_turns
 from chatforge.tracking import RunLog
 from chatforge.train.config import SFTConfig
 from chatforge.train.loop import Batch, Dist, fit, init_distributed
+from chatforge.train.pretrain import documents
 from chatforge.train.run import checkpoint_step, finish_adapters, finish_run, prepare_run_dir, run_summary
 from chatforge.ui import QUIET, UI
 
@@ -111,14 +113,28 @@ def tokenize(
     paths: Sequence[str], tok: Tokenizer, *, limit: int, train_on: str, val_fraction: float, split: bool
 ) -> tuple[Conversations, Conversations, dict[str, int]]:
     """The conversations of `paths` as tokens: (train, held out, counts). With `split`, a
-    `val_fraction` of each dataset's conversations (by a hash of their id) is held out."""
+    `val_fraction` of each dataset's conversations (by a hash of their id) is held out.
+
+    A text dataset's documents are trained on every token, as in pretraining (the same
+    `<|bos|>` ... `<|eos|>` documents), in pieces of at most `limit` tokens: mixed in
+    with conversations they teach a domain's facts (a knowledge base) as the
+    conversations teach how to answer."""
     train: list[tuple[list[int], list[int], int]] = []
     held: list[tuple[list[int], list[int], int]] = []
-    counts = {"conversations": 0, "truncated": 0, "too_long": 0, "no_assistant": 0}
+    counts = {"conversations": 0, "truncated": 0, "too_long": 0, "no_assistant": 0, "documents": 0}
     for src, path in enumerate(paths):
         ds = open_dataset(path)
-        if ds.kind != "conversations":
-            raise UserError(f"{path}: holds {ds.kind}, not conversations; sft trains on conversation datasets")
+        if ds.kind not in ("conversations", "text"):
+            raise UserError(f"{path}: holds {ds.kind}; sft trains on conversation datasets (and text datasets, on every token)")
+        if ds.kind == "text":
+            for rows in ds.iter_batches(1000):
+                for row in rows:
+                    counts["documents"] += 1
+                    doc = documents(row, "text", tok)
+                    to = held if split and _held_out(str(row["id"]), val_fraction) else train
+                    # pieces overlap by a token, so every token but the first is a target once
+                    to.extend((doc[a : a + limit], [1] * len(doc[a : a + limit]), src) for a in range(0, len(doc) - 1, limit - 1))
+            continue
         for rows in ds.iter_batches(1000):
             convs = [r["messages"] for r in rows]
             encoded = iter(tok.encode_batch([m["content"] for c in convs for m in c]))
@@ -362,8 +378,9 @@ def main(cfg: SFTConfig, ui: UI = QUIET) -> dict[str, Any]:
         val = lambda: val_batches(held, length=length, packing=cfg.packing, n=micro, pad_id=tok.pad_id, dist=dist)  # noqa: E731
     trained = int(train.mask.sum())
     ui.note(
-        f"sft: {model.num_params() / 1e6:.2f}M parameters, {len(train):,} training conversations "
-        f"({rows.rows_per_epoch:,} rows of {length} a epoch, {trained:,} trained tokens), {len(held):,} held out"
+        f"sft: {model.num_params() / 1e6:.2f}M parameters, {len(train):,} training conversations"
+        + (f" and pieces of {counts['documents']:,} documents " if counts["documents"] else " ")
+        + f"({rows.rows_per_epoch:,} rows of {length} a epoch, {trained:,} trained tokens), {len(held):,} held out"
         + (f"; {counts['truncated']:,} truncated, {counts['too_long']:,} too long" if counts["truncated"] or counts["too_long"] else "")
     )
     log = RunLog(out, stage="sft", config=to_dict(cfg), enabled=dist.main, resume_step=None if not cfg.resume else checkpoint_step(out))

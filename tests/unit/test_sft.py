@@ -3,6 +3,8 @@ and a tiny run that learns its answers verbatim."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -174,14 +176,15 @@ def test_a_tiny_sft_run_learns_its_answers_verbatim_and_to_stop(tok, tmp_path):
 
 
 def test_tokenize_refuses_other_kinds_and_counts_what_it_leaves_out(tok, tmp_path):
-    write_dataset(tmp_path / "t", "text", [{"id": "a", "text": "hello", "source": "s", "meta": {}}], created_by=BY)
-    with pytest.raises(Exception, match="holds text, not conversations"):
-        tokenize([str(tmp_path / "t")], tok, limit=64, train_on="assistant", val_fraction=0, split=False)
+    pair = {"id": "p", "prompt": [{"role": "user", "content": "hi"}], "chosen": "Hello!", "rejected": "Go away.", "source": "s", "meta": {}}
+    write_dataset(tmp_path / "p", "preferences", [pair], created_by=BY)
+    with pytest.raises(Exception, match="holds preferences; sft trains on conversation datasets"):
+        tokenize([str(tmp_path / "p")], tok, limit=64, train_on="assistant", val_fraction=0, split=False)
     rows = [conv(0), conv(1, turns=6), {"id": "u", "messages": [{"role": "user", "content": "hi"}], "source": "s", "meta": {}}]
     write_dataset(tmp_path / "c", "conversations", rows, created_by=BY)
     one = 1 + sum(len(tok.encode(m["content"])) + 2 for m in conv(1)["messages"])
     train, held, counts = tokenize([str(tmp_path / "c")], tok, limit=one + 2, train_on="assistant", val_fraction=0, split=False)
-    assert counts == {"conversations": 3, "truncated": 1, "too_long": 0, "no_assistant": 1}
+    assert counts == {"conversations": 3, "truncated": 1, "too_long": 0, "no_assistant": 1, "documents": 0}
     assert len(train) == 2 and len(held) == 0
     assert all(train.length(i) <= one + 2 for i in range(len(train)))
 
@@ -223,3 +226,40 @@ def test_freeze_layers_keeps_the_lower_blocks_and_skips_their_backward(tok, tmp_
     assert all(p.grad is not None for p in model.model.layers[2].parameters())
     with pytest.raises(ConfigError, match="at least one"):
         main(SFTConfig(model=str(tmp_path / "base"), data=[str(tmp_path / "data")], out=str(tmp_path / "r2"), train=train, freeze_layers=3))
+
+
+def test_text_documents_train_on_every_token_in_overlapping_pieces(tok, tmp_path):
+    texts = ["The Haven Pillow sells for $48.00.", " ".join(f"word{i}" for i in range(60))]
+    write_dataset(tmp_path / "kb", "text", [{"id": f"d{i}", "text": t, "source": "kb", "meta": {}} for i, t in enumerate(texts)], created_by=BY)
+    write_dataset(tmp_path / "c", "conversations", [conv(0)], created_by=BY)
+    limit = 32
+    train, held, counts = tokenize([str(tmp_path / "c"), str(tmp_path / "kb")], tok, limit=limit, train_on="assistant", val_fraction=0, split=False)
+    assert counts["documents"] == 2 and counts["conversations"] == 1 and len(held) == 0
+    docs = [[tok.bos_id, *tok.encode(t), tok.eos_id] for t in texts]
+    assert len(docs[0]) <= limit < len(docs[1])
+    pieces = [train.get(i) for i in range(len(train)) if train.source[i] == 1]
+    assert all(len(ids) <= limit and mask.all() for ids, mask in pieces)  # every token trained
+    assert pieces[0][0].tolist() == docs[0]
+    # the long document: consecutive pieces share one token, so each token is a target once
+    long = [ids.tolist() for ids, _ in pieces[1:]]
+    assert long[0][0] == tok.bos_id and long[-1][-1] == tok.eos_id
+    assert [t for p in long for t in p[1:]] == docs[1][1:] and all(a[-1] == b[0] for a, b in itertools.pairwise(long))
+
+
+def test_sft_learns_a_fact_from_a_text_document_mixed_in(tok, tmp_path):
+    """A knowledge-base page in the mixture: the model learns to continue it word for word."""
+    tok.save(tmp_path / "tok")
+    torch.manual_seed(0)
+    save_model_dir(tmp_path / "base", GPT(ModelConfig(vocab_size=640, n_layer=2, n_embd=64, n_head=4, block_size=96)), tokenizer_dir=tmp_path / "tok")
+    page = "Returns: you have 30 days from delivery to return an item."
+    write_dataset(tmp_path / "kb", "text", [{"id": "kb1", "text": page, "source": "kb", "meta": {}}], created_by=BY)
+    write_dataset(tmp_path / "c", "conversations", [conv(i) for i in range(3)], created_by=BY)
+    train = TrainConfig(steps=100, batch_size=2, eval_every=0, save_every=0, log_every=20)
+    train.optim.lr, train.optim.warmup_steps, train.optim.weight_decay = 3e-3, 5, 0.0
+    data = [str(tmp_path / "c") + ":0.5", str(tmp_path / "kb") + ":0.5"]
+    summary = main(SFTConfig(model=str(tmp_path / "base"), data=data, out=str(tmp_path / "run"), val_fraction=0.0, packing=False, train=train))
+    assert summary["data"]["documents"] == 1 and summary["final_loss"] < 0.1
+    engine = Engine(load_model_dir(tmp_path / "run" / "model"), Tokenizer.load(tmp_path / "run" / "model"))
+    head = [tok.bos_id, *tok.encode("Returns: you have")]
+    got = tok.decode(list(engine.generate(head, Sampling(temperature=0, max_tokens=12))), skip_special=True)
+    assert got.startswith(page[len("Returns: you have") :])
