@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatforge.config import opt
-from chatforge.serve.config import DTYPE_HELP, check_dtype
+from chatforge.model_config import DTYPE_HELP, check_dtype
 from chatforge.ui import QUIET, UI
 
 

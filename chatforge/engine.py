@@ -47,6 +47,7 @@ from typing import Any
 import torch
 
 from chatforge.model import GPT, SlotKVCache, bf16_supported, can_pack, pack_linears
+from chatforge.model_config import check_dtype
 from chatforge.tokenizer import Tokenizer, fit_turns
 
 
@@ -146,15 +147,13 @@ SMALL_MODEL = 30_000_000
 # Below, a step is a few dozen tiny kernels, and bf16's are slower (the 1.1M quickstart
 # model: 493 vs 768 tokens/s).
 BF16_MIN_PARAMS = 3_000_000
-DTYPES = ("auto", "float32", "bfloat16")
 
 
 def generation_dtype(choice: str, model: GPT) -> torch.dtype:
     """The weights' dtype to generate with: "float32", "bfloat16", or "auto": bfloat16 where
     it is faster (a GPU with bf16; a CPU with native bf16 and oneDNN, for models of
     BF16_MIN_PARAMS and up), else float32."""
-    if choice not in DTYPES:
-        raise ValueError(f"dtype: {choice!r}; expected one of {', '.join(DTYPES)}")
+    check_dtype(choice)
     if choice != "auto":
         return torch.bfloat16 if choice == "bfloat16" else torch.float32
     device = next(model.parameters()).device

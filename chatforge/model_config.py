@@ -132,3 +132,13 @@ class ModelConfig:
         )
         out.validate()
         return out
+
+
+# The weights' dtype to generate with (`chat`, `serve`; see engine.generation_dtype).
+GENERATION_DTYPES = ("auto", "float32", "bfloat16")
+DTYPE_HELP = "weights: auto (bfloat16 where it decodes faster: GPUs, and CPUs with native bf16 for models of 3M parameters and up), float32, bfloat16"
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in GENERATION_DTYPES:
+        raise ConfigError(f"dtype: {dtype!r}; expected auto, float32 or bfloat16")

@@ -6,13 +6,7 @@ from dataclasses import dataclass
 
 from chatforge.config import opt
 from chatforge.errors import ConfigError
-
-DTYPE_HELP = "weights: auto (bfloat16 where it decodes faster: GPUs, and CPUs with native bf16 for models of 3M parameters and up), float32, bfloat16"
-
-
-def check_dtype(dtype: str) -> None:
-    if dtype not in ("auto", "float32", "bfloat16"):
-        raise ConfigError(f"dtype: {dtype!r}; expected auto, float32 or bfloat16")
+from chatforge.model_config import DTYPE_HELP, check_dtype
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from chatforge.data import synth
 from chatforge.data.steps import row_texts
 from chatforge.engine import BF16_MIN_PARAMS, Engine, Sampling, generation_dtype, penalize, sample_next
+from chatforge.errors import ConfigError
 from chatforge.model import GPT, ModelConfig, PackedLinear, bf16_supported, can_pack, pack_linears
 from chatforge.tokenizer import Tokenizer, train_tokenizer
 
@@ -223,5 +224,5 @@ def test_generation_dtype_auto_picks_bf16_only_where_it_decodes_faster():
     assert big.num_params() >= BF16_MIN_PARAMS
     fast = bf16_supported(torch.device("cpu")) and torch.backends.mkldnn.is_available()
     assert generation_dtype("auto", big) == (torch.bfloat16 if fast else torch.float32)
-    with pytest.raises(ValueError, match="dtype: 'half'"):
+    with pytest.raises(ConfigError, match="dtype: 'half'; expected auto"):
         generation_dtype("half", big)
