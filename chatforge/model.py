@@ -401,7 +401,7 @@ class PackedLinear(nn.Module):
         if linear.bias is not None:
             raise ValueError("PackedLinear: the model's linear layers have no bias")
         self.weight = linear.weight
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+        self.packed: torch.Tensor = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
