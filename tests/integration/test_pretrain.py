@@ -168,8 +168,8 @@ def test_sft_from_the_pretrained_model_as_a_user(corpus, sft_base, tmp_path):
     assert chat == [
         f"assistant> {first}", "[new conversation; system: Answer in one line.]", f"assistant> {second}", "[new conversation; system: Answer in one line.]"
     ]
-    bad = cf("sft", "--model", str(base), "--data", str(corpus / "kb"), "--out", str(tmp_path / "x"), "-q", check=False)
-    assert bad.returncode != 0 and "holds text, not conversations" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = cf("sft", "--model", str(base), "--data", str(corpus / "w" / "preferences"), "--out", str(tmp_path / "x"), "-q", check=False)
+    assert bad.returncode != 0 and "holds preferences; sft trains on conversation datasets" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_sft_kill_9_then_resume_matches_an_uninterrupted_run(corpus, sft_base, tmp_path):
