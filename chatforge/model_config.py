@@ -136,7 +136,7 @@ class ModelConfig:
 
 # The weights' dtype to generate with (`chat`, `serve`; see engine.generation_dtype).
 GENERATION_DTYPES = ("auto", "float32", "bfloat16")
-DTYPE_HELP = "weights: auto (bfloat16 where it decodes faster: GPUs, and CPUs with native bf16 for models of 3M parameters and up), float32, bfloat16"
+DTYPE_HELP = "weights: auto (bfloat16 on GPUs, float32 on CPUs), float32, bfloat16 (on a CPU with native bf16: faster decoding from ~3M parameters, slightly different replies)"
 
 
 def check_dtype(dtype: str) -> None:
