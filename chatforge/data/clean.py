@@ -223,7 +223,7 @@ class BatchResult(NamedTuple):
     stats: dict[str, StepStats]  # this batch's counts and first examples, per per-row step
     drops: list[tuple[int, str]]  # (row position in the batch, dropped.jsonl line), in order
     survivors: pa.RecordBatch  # rows that passed every per-row step, encoded for the writer
-    row_json: list[str]  # each survivor's canonical JSON (for the content hash)
+    row_json: list[bytes]  # each survivor's canonical JSON in UTF-8 (for the content hash)
     positions: list[int]  # each survivor's position in the batch
     keys: list[bytes]  # each survivor's content key (exact dedup)
     sigs: np.ndarray | None  # each survivor's MinHash signature (near dedup)

@@ -94,6 +94,16 @@ def _canonical(obj: Any, floatless: bool) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _canonical_utf8(obj: Any, floatless: bool) -> bytes:
+    """`_canonical(obj, floatless)` in UTF-8: what orjson writes, without a decode and an encode."""
+    if floatless:
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def _floatless(obj: Any) -> bool:
     if isinstance(obj, str):
         return True
@@ -111,13 +121,13 @@ class ContentHasher:
         self._h = hashlib.sha256()
         self.rows = 0
 
-    def update(self, row: dict[str, Any] | None, canonical: str | None = None) -> None:
-        """Add `row`; `canonical` is its `canonical_json` when already computed elsewhere
-        (then `row` may be None)."""
+    def update(self, row: dict[str, Any] | None, canonical: str | bytes | None = None) -> None:
+        """Add `row`; `canonical` is its `canonical_json` (or that text in UTF-8) when already
+        computed elsewhere (then `row` may be None)."""
         if canonical is None:
             assert row is not None
             canonical = canonical_json(row)
-        data = canonical.encode("utf-8")
+        data = canonical if isinstance(canonical, bytes) else canonical.encode("utf-8")
         self._h.update(struct.pack("<Q", len(data)))
         self._h.update(data)
         self.rows += 1
@@ -159,19 +169,20 @@ def check_row(row: dict[str, Any], kind: str) -> None:
             raise ValueError(f"{key} must be a string, got {type(v).__name__}")
 
 
-def encode_rows(rows: Sequence[dict[str, Any]], kind: str) -> tuple[pa.RecordBatch, list[str]]:
+def encode_rows(rows: Sequence[dict[str, Any]], kind: str) -> tuple[pa.RecordBatch, list[bytes]]:
     """Rows made ready for `DatasetWriter.write_encoded`, in any process: checked, as an
-    Arrow batch in the kind's schema (meta as JSON text), and each row's canonical JSON
-    (what the content hash reads)."""
+    Arrow batch in the kind's schema (meta as JSON text), and each row's canonical JSON in
+    UTF-8 (what the content hash reads; bytes cross a process boundary without a copy
+    into a new str)."""
     metas: list[str] = []
-    row_json: list[str] = []
+    row_json: list[bytes] = []
     for row in rows:
         check_row(row, kind)
         # A checked row holds only strings outside its meta: whether it holds a float
         # is whether its meta does.
         floatless = _floatless(row["meta"])
         metas.append(_canonical(row["meta"], floatless))
-        row_json.append(_canonical(row, floatless))
+        row_json.append(_canonical_utf8(row, floatless))
     schema = SCHEMAS[kind]
     columns = [
         _string_array(metas) if name == "meta"
@@ -318,7 +329,7 @@ class DatasetWriter:
         for row in rows:
             self.write(row)
 
-    def write_encoded(self, batch: pa.RecordBatch, row_json: Sequence[str]) -> None:
+    def write_encoded(self, batch: pa.RecordBatch, row_json: Sequence[str | bytes]) -> None:
         """Add rows that `encode_rows` prepared, possibly in another process (`data clean`'s
         workers encode, so the process that writes only writes); they follow any rows
         written before."""

@@ -84,13 +84,27 @@ def map_texts(row: Row, kind: str, fn: Callable[[str], str]) -> Outcome:
     return Outcome(with_texts(row, kind, new), changed=True)
 
 
+def _squeezed(text: str) -> str:
+    """`text` lowercased, its whitespace runs made single spaces, none at either end.
+
+    `" ".join(low.split())` would do, but most messages need no change: a printable str
+    holds no whitespace other than the ASCII space (every other whitespace character is
+    in Unicode's Separator or Other categories), so one without a double space and not
+    starting or ending with one is already squeezed, and is returned without being cut
+    into words and joined again.
+    """
+    low = text.lower()
+    if low.isprintable() and "  " not in low and low[:1] != " " and low[-1:] != " ":
+        return low
+    return " ".join(low.split())
+
+
 def dedup_text(row: Row, kind: str) -> str:
     """A row's texts, lowercased with whitespace collapsed, roles kept: what duplicates share."""
     if kind == "conversations":  # the common case, without the generic helpers (run for every row)
-        return "\n".join([m["role"] + ": " + " ".join(m["content"].lower().split()) for m in row["messages"]])
+        return "\n".join([m["role"] + ": " + _squeezed(m["content"]) for m in row["messages"]])
     return "\n".join(
-        role + ": " + " ".join(text.lower().split())
-        for role, text in zip(text_roles(row, kind), row_texts(row, kind), strict=True)
+        role + ": " + _squeezed(text) for role, text in zip(text_roles(row, kind), row_texts(row, kind), strict=True)
     )
 
 

@@ -305,7 +305,7 @@ def test_encoded_rows_equal_arrows_own_conversion(kind):
         batch, row_json = encode_rows(part, kind)
         expect = pa.RecordBatch.from_pylist([{**r, "meta": canonical_json(r["meta"])} for r in part], schema=SCHEMAS[kind])
         assert batch.equals(expect)
-        assert row_json == [canonical_json(r) for r in part]
+        assert row_json == [canonical_json(r).encode("utf-8") for r in part]
 
 
 def test_encoding_rows_does_not_import_pandas():

@@ -8,8 +8,11 @@ import random
 import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatforge.data.dedup import DedupConfig, DedupIndex, Signer, affine32_permutations, lsh_params
+from chatforge.data.steps import dedup_text
 
 WORDS = ["order", "refund", "return", "shipping", "package", "tracking", "delivered", "address", "card", "payment", "discount", "warranty", "please", "thanks", "hello", "help", "week", "days", "store", "item", "size", "color", "exchange", "cancel", "status", "account", "password", "blue", "green", "small", "large", "quick", "slow", "today", "tomorrow", "yesterday", "morning", "evening", "store", "online"]
 
@@ -225,3 +228,22 @@ def test_index_agrees_with_the_definition_within_and_across_batches():
             got += [(v.reason, v.duplicate_of) for v in index.check(ids[sl], keys[sl], sigs[sl])]
     assert got == [(r, None if j is None else f"r{j}") for r, j in want]
     assert sum(r == "near_duplicate" for r, _ in got) > 50 and sum(r == "duplicate" for r, _ in got) == 15
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=12),
+            st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u2003", "\u2028", "\u3000"]),
+            st.sampled_from(["Hello", "ÉCOLE", "İstanbul", "ǅ", "ΣΑΣ", "x"]),
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_dedup_text_squeezes_like_split_and_join(text):
+    """The fast path of `dedup_text` gives what lowercasing, splitting on whitespace and joining gives."""
+    row = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": text.upper()}]}
+    want = "\n".join(m["role"] + ": " + " ".join(m["content"].lower().split()) for m in row["messages"])
+    assert dedup_text(row, "conversations") == want
+    assert dedup_text({"text": text}, "text") == "text: " + " ".join(text.lower().split())

@@ -3,6 +3,7 @@ and on the built-in support world."""
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 from collections import Counter
@@ -22,9 +23,12 @@ from chatforge.data.filters import (
     QualityFilter,
     ToxicityConfig,
     ToxicityFilter,
+    _python_classes,
+    _re2_source,
     compile_terms,
+    term_searcher,
 )
-from chatforge.data.normalize import NormalizeConfig, Normalizer
+from chatforge.data.normalize import NormalizeConfig, Normalizer, read_wordlist
 from chatforge.data.synth import SupportWorld, generate
 from chatforge.errors import ConfigError
 
@@ -446,6 +450,80 @@ def test_support_world_toxicity(world: SupportWorld, toxicity: ToxicityFilter) -
     assert flagged <= abusive | inserted  # no clean chat is flagged
     assert sum(toxicity(r, "text").row is None for r in world.kb) == 0
     assert sum(toxicity(r, "preferences").row is None for r in world.preferences) == 0
+
+
+# The toxicity regex runs on RE2 where it translates exactly; these check that it finds
+# what Python's engine finds.
+
+_TERM_PIECES = [
+    *[t for t in read_wordlist("toxic.txt") if not t.startswith("re:")][:60],
+    "you are so useless", "you’re a joke", "what a joke of a company", "f*ck", "sh1t", "$hit", "a**hole", "fuuuck",
+    "you", "are", "so", "useless", "go", "to", "hell", "shut", "up", "worst", "store", "ever",
+]  # fmt: skip
+_GLUE = [
+    " ", "  ", "\n", "\t", "\u2003", "\xa0", "\u3000", "\x1c", "\x85", "-", "'", "’", "_", ".", "!", "(", "“",
+    "é", "ß", "٣", "Ⅻ", "ǅ", "x", "9", "", "\U0001d400",
+]  # fmt: skip
+
+
+def test_python_classes_for_re2_are_exact() -> None:
+    # RE2 itself runs each class over every code point: the same runs as Python's \s and \w.
+    import re2
+
+    every = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    for name, cls in _python_classes().items():
+        ours = [m.span() for m in re2.finditer(f"[{cls}]+", every)]
+        python = [m.span() for m in re.finditer(rf"\{name}+", every)]
+        assert ours == python, name
+
+
+def test_word_list_pattern_runs_on_re2() -> None:
+    toxicity = ToxicityFilter(ToxicityConfig())
+    assert _re2_source(toxicity.pattern.pattern) is not None
+    assert toxicity._found.__name__ == "fast"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_TERM_PIECES), st.sampled_from(_GLUE)), max_size=10).map("".join))
+def test_re2_finds_what_python_finds(text: str) -> None:
+    toxicity = _shared_toxicity()
+    low = text.lower()
+    assert toxicity._search(low) == (toxicity.pattern.search("\n" + low) is not None)
+
+
+@functools.cache
+def _shared_toxicity() -> ToxicityFilter:
+    return ToxicityFilter(ToxicityConfig())
+
+
+def test_re2_agrees_on_the_support_world(world: SupportWorld, toxicity: ToxicityFilter) -> None:
+    texts = [m["content"] for row in world.conversations for m in row["messages"]]
+    assert len(texts) > 1000
+    for text in texts:
+        low = text.lower()
+        assert toxicity._search(low) == (toxicity.pattern.search("\n" + low) is not None), text
+
+
+@pytest.mark.parametrize(
+    "term, hit, miss",
+    [
+        ("re: zork(?= now)", "zork now", "zork later"),  # lookaround: RE2 has none
+        ("re: a\\d+b", "a12b", "a1x2b"),  # \d (Unicode digits in Python)
+        ("re: (?i:zork)", "ZORK", "zor"),  # flags
+        ("re: bad$", "bad\n", "bad x"),  # $ also before a final newline in Python
+        ("re: (a)\\1", "aa", "ab"),  # a backreference
+    ],
+)
+def test_patterns_re2_cannot_take_stay_with_python(term: str, hit: str, miss: str) -> None:
+    pattern = compile_terms([term])
+    assert _re2_source(pattern.pattern) is None
+    found = term_searcher(pattern)
+    assert found(" " + hit) and not found(" " + miss)
+
+
+def test_lone_surrogates_are_searched_by_python() -> None:
+    toxicity = _shared_toxicity()
+    assert toxicity.is_toxic("fuck \ud800") and not toxicity.is_toxic("fine \ud800")
 
 
 def _reference_stats(low: str) -> tuple[int, int, int, int, int]:
