@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import struct
 import sys
 import time
@@ -229,8 +230,23 @@ def decode_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
     """A batch of stored rows as Python dicts, `meta` decoded back to a dict."""
     rows = batch.to_pylist()
     for r in rows:
-        r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
+        r["meta"] = _load_meta(r["meta"]) if r["meta"] else {}
     return rows
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _load_meta(text: str) -> Any:
+    """`json.loads(text)`, by orjson (~10x faster) where it reads the same: not where a run
+    of 19 digits could be an integer beyond 64 bits (orjson makes it a float), nor where
+    it refuses the text (NaN, lone surrogates)."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 class DatasetWriter:

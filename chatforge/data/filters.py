@@ -953,21 +953,23 @@ def term_searcher(pattern: re.Pattern[str]) -> Callable[[str], bool]:
         return python
     try:
         import re2  # google-re2
+        from re2 import _re2  # its binding: the public wrapper's bookkeeping costs as much as the search
     except ImportError:  # pragma: no cover - a dependency; a platform without its wheel still works
         return python
     options = re2.Options()
     options.max_mem = 64 << 20  # the automaton of a big word list (the shipped one needs far less)
-    try:
-        compiled = re2.compile(src, options)
-    except re2.error:
+    options.log_errors = False  # a pattern RE2 refuses goes to Python quietly
+    regexp = _re2.RE2(src.encode("utf-8"), options)
+    if not regexp.ok():
         return python
-    search = compiled.search
+    match, unanchored = regexp.Match, _re2.RE2.Anchor.UNANCHORED
 
     def fast(text: str) -> bool:
         try:
-            return search(text) is not None
+            data = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: RE2 reads UTF-8 only
             return python(text)
+        return bool(match(unanchored, data, 0, len(data))[0][0] != -1)
 
     return fast
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from chatforge.data.dataset import (
     DatasetWriter,
+    _load_meta,
     canonical_json,
     content_hash,
     encode_rows,
@@ -319,3 +320,21 @@ def test_encoding_rows_does_not_import_pandas():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_JSON_LEAF = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+)  # fmt: skip
+_JSON = st.recursive(
+    _JSON_LEAF, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=5), c, max_size=4)), max_leaves=12
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _JSON, max_size=5), st.booleans())
+def test_meta_is_read_back_as_json_reads_it(meta: dict, ascii_only: bool) -> None:
+    # Stored meta is read by orjson where it gives what `json` gives: never a big integer
+    # turned into a float, never a refusal of what `json` reads.
+    text = json.dumps(meta, ensure_ascii=ascii_only)
+    assert repr(_load_meta(text)) == repr(json.loads(text))

@@ -521,6 +521,14 @@ def test_patterns_re2_cannot_take_stay_with_python(term: str, hit: str, miss: st
     assert found(" " + hit) and not found(" " + miss)
 
 
+def test_a_pattern_re2_refuses_stays_with_python(capfd: pytest.CaptureFixture[str]) -> None:
+    pattern = compile_terms(["re: zq{1001}"])  # RE2 allows 1000 repeats at most
+    assert _re2_source(pattern.pattern) is not None
+    found = term_searcher(pattern)
+    assert found(" z" + "q" * 1001) and not found(" zq")
+    assert capfd.readouterr().err == ""  # quietly
+
+
 def test_lone_surrogates_are_searched_by_python() -> None:
     toxicity = _shared_toxicity()
     assert toxicity.is_toxic("fuck \ud800") and not toxicity.is_toxic("fine \ud800")
