@@ -1322,17 +1322,29 @@ class Anonymizer:
         ):
             return [self.anonymize_texts(conv) for conv in conversations]
         folds = [_fold(j) for j in joined]  # each conversation is looked at in its folded view
-        spans = _resolve(self._find_all(_JOIN.join(f for f, _ in folds)))
+        # Each conversation's spans are found in one scan over all of them (nothing matches
+        # across _JOIN), in two groups: the ASCII conversations, and the others, whose byte
+        # offsets must be turned into str offsets. One non-ASCII conversation among a
+        # thousand would otherwise make every offset need that.
+        found: list[list[Span]] = [[] for _ in folds]
+        ascii_ones = [k for k, (f, _) in enumerate(folds) if f.isascii()]
+        if len(ascii_ones) == len(folds):
+            groups = [ascii_ones]
+        else:
+            is_ascii = set(ascii_ones)
+            groups = [ascii_ones, [k for k in range(len(folds)) if k not in is_ascii]]
+        for group in groups:
+            spans = _resolve(self._find_all(_JOIN.join([folds[k][0] for k in group])))
+            i, offset = 0, 0
+            for k in group:
+                end = offset + len(folds[k][0])
+                while i < len(spans) and spans[i].start < end:
+                    s = spans[i]
+                    found[k].append(Span(s.start - offset, s.end - offset, s.type, s.value))
+                    i += 1
+                offset = end + len(_JOIN)
         out: list[tuple[list[str], dict[str, int]]] = []
-        i, offset = 0, 0
-        for conv, original, (text, origin) in zip(conversations, joined, folds, strict=True):
-            end = offset + len(text)
-            mine = []
-            while i < len(spans) and spans[i].start < end:
-                s = spans[i]
-                mine.append(Span(s.start - offset, s.end - offset, s.type, s.value))
-                i += 1
-            offset = end + len(_JOIN)
+        for conv, original, (text, origin), mine in zip(conversations, joined, folds, found, strict=True):
             if not mine:
                 out.append((list(conv), {}))
                 continue

@@ -382,6 +382,23 @@ def test_disabled_changes_nothing():
     assert anon.anonymize_texts(["grace@example.com"]) == (["grace@example.com"], {})
 
 
+def test_batch_of_ascii_and_other_conversations_keeps_each_its_own():
+    # The batch scans ASCII and non-ASCII conversations in two groups; every conversation
+    # still gets its own spans, in its own place.
+    convs = [
+        ["Hi, I'm Grace Silva", "mail grace@example.com or call +1 312 555 0147"],
+        ["Ça va? Je suis Zoë Müller", "zoe.muller@example.fr, carte 4111 1111 1111 1111"],
+        ["order LG-482913 please"],
+        ["Grüße, Jürgen — IBAN DE89 3704 0044 0532 0130 00", "thanks"],
+        ["no pii here at all"],
+        ["ｆｕｌｌｗｉｄｔｈ mail: ｇｒａｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"],
+        ["- Sam", "ping sam@example.com"],
+    ]
+    assert ANON.anonymize_many(convs) == [ANON.anonymize_texts(c) for c in convs]
+    assert ANON.anonymize_many(convs[::-1]) == [ANON.anonymize_texts(c) for c in convs[::-1]]
+    assert sum(bool(counts) for _, counts in ANON.anonymize_many(convs)) >= 5
+
+
 def test_batch_equals_one_by_one():
     world = generate(3, conversations=300, test_conversations=1, heldout_conversations=1, kb_articles=1, preferences=1)
     rows = world.conversations
