@@ -49,7 +49,7 @@ from typing import Literal
 import ftfy
 
 from chatforge.config import opt
-from chatforge.data.steps import Outcome, Row, map_texts, row_texts
+from chatforge.data.steps import Outcome, Row, row_texts, with_texts
 
 _CLASSIC_HARM = "the classic NLP recipe; off by default because it hurts a generative model: it learns to write"
 
@@ -338,9 +338,11 @@ class Normalizer:
     def __call__(self, row: Row, kind: str) -> Outcome:
         if not self.cfg.enabled:
             return Outcome(row)
-        out = map_texts(row, kind, self._fn)
-        assert out.row is not None
-        for text in row_texts(out.row, kind):
+        old = row_texts(row, kind)
+        new = [self._fn(t) for t in old]
+        for text in new:
             if not text or text.isspace():
                 return Outcome.drop("empty_after_normalize")
-        return out
+        if new == old:
+            return Outcome(row)
+        return Outcome(with_texts(row, kind, new), changed=True)

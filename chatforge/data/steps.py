@@ -13,7 +13,6 @@ the same per-row calls work in any engine that maps a function over rows (see RE
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,15 +72,6 @@ def with_texts(row: Row, kind: str, texts: list[str]) -> Row:
         raise ValueError(f"expected {n + 2} texts, got {len(texts)}")
     prompt = [{"role": m["role"], "content": t} for m, t in zip(row["prompt"], texts[:n], strict=True)]
     return {**row, "prompt": prompt, "chosen": texts[n], "rejected": texts[n + 1]}
-
-
-def map_texts(row: Row, kind: str, fn: Callable[[str], str]) -> Outcome:
-    """Apply `fn` to every text of `row`; `changed` says whether any text changed."""
-    old = row_texts(row, kind)
-    new = [fn(t) for t in old]
-    if new == old:
-        return Outcome(row)
-    return Outcome(with_texts(row, kind, new), changed=True)
 
 
 def _squeezed(text: str) -> str:
