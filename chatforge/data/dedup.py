@@ -274,19 +274,30 @@ class SortedMultimap:
             return
         if values[0] < self._last or (len(values) > 1 and bool((values[1:] < values[:-1]).any())):
             raise ValueError("SortedMultimap values must be added in nondecreasing order")
-        self._last = int(values[-1])
-        big, small = self.levels
         order = np.argsort(keys, kind="stable")
-        small = self._merged(small, (keys[order], values[order]))
+        self.add_sorted(keys[order], values[order])
+
+    def add_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """`add` for entries already sorted by key, with equal keys' values in nondecreasing
+        order (what a stable sort of entries added in order gives)."""
+        if not len(values):
+            return
+        if values.min() < self._last:
+            raise ValueError("SortedMultimap values must be added in nondecreasing order")
+        self._last = int(values.max())
+        big, small = self.levels
+        small = self._merged(small, (keys, values))
         if len(small[0]) * 8 > max(len(big[0]), 1 << 16):
             self.levels = [self._merged(big, small), (np.empty(0, np.int64), np.empty(0, np.int64))]
         else:
             self.levels = [big, small]
 
-    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All (query index, value) pairs with keys[query] == key."""
+    def lookup(self, queries: np.ndarray, by_key: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All (query index, value) pairs with keys[query] == key; `by_key` is an argsort of
+        `queries` if the caller has one."""
         qi_parts, v_parts = [], []
-        by_key = np.argsort(queries)  # searchsorted runs ~4x faster on sorted queries
+        if by_key is None:
+            by_key = np.argsort(queries)  # searchsorted runs ~4x faster on sorted queries
         sorted_q = queries[by_key]
         for keys, values in self.levels:
             if not len(keys):
@@ -435,15 +446,17 @@ class DedupIndex:
             bkeys = band_keys(sigs, self.bands, self.rows)
             # Within the batch, rows are compared with the batch's earlier kept rows too,
             # through the band keys that more than one row of the batch holds.
+            # One stable sort of the batch's band keys serves the in-batch sharing, the
+            # index lookup and the insertion of the kept rows.
+            flat = bkeys.ravel()
+            by_key = np.argsort(flat, kind="stable")
             if insert and n > 1:
                 in_batch = np.zeros(bkeys.shape, dtype=bool)
-                flat = bkeys.ravel()
-                by_key = np.argsort(flat, kind="stable")
                 same = flat[by_key[1:]] == flat[by_key[:-1]]
                 in_batch.ravel()[by_key[1:][same]] = True
                 in_batch.ravel()[by_key[:-1][same]] = True
                 shares = np.asarray(in_batch.any(axis=1))
-            qi, rows = self.band.lookup(bkeys.ravel())
+            qi, rows = self.band.lookup(flat, by_key)
             if len(qi):
                 # Candidates from the index: (batch row, index row, bands shared) in the order
                 # they are tried, most bands shared first, then the earliest row.
@@ -522,7 +535,12 @@ class DedupIndex:
             if near:
                 assert sigs is not None
                 keep_sig = ~empty[idx]
-                self.band.add(bkeys[idx][keep_sig].ravel(), np.repeat(rows[keep_sig], self.bands))
+                # The kept rows' entries in the batch's key order (a stable sort: for equal
+                # keys, earlier rows first), and each one's index row.
+                row_of = np.full(n, -1, dtype=np.int64)
+                row_of[idx[keep_sig]] = rows[keep_sig]
+                entries = by_key[row_of[by_key // self.bands] >= 0]
+                self.band.add_sorted(flat[entries], row_of[entries // self.bands])
                 block = sigs[idx].copy()
                 block[~keep_sig] = 0xFFFFFFFF
             else:
