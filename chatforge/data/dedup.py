@@ -357,6 +357,7 @@ class DedupIndex:
         self.band = SortedMultimap()  # band key -> row
         self._next_row = 0
         self._rows_on_disk = 0  # rows whose signatures are in the file
+        self._sig_table: np.memmap | None = None  # the file mapped in memory, while a batch reads it
         self._sig_bytes = cfg.num_perm * 4
 
     def __enter__(self) -> DedupIndex:
@@ -366,6 +367,7 @@ class DedupIndex:
         self.close()
 
     def close(self) -> None:
+        self._sig_table = None
         self._sig_file.close()
         self._id_file.close()
         self._id_ends.close()
@@ -394,15 +396,19 @@ class DedupIndex:
         self._id_bytes = int(ends[-1]) if len(ends) else self._id_bytes
 
     def _read_sigs(self, rows: np.ndarray) -> np.ndarray:
-        """The signatures of index rows `rows` (uint32, (len(rows), num_perm)), gathered from the file mapped in memory."""
+        """The signatures of index rows `rows` (uint32, (len(rows), num_perm)), gathered from the file mapped in memory.
+
+        The file is mapped once for all the reads of a batch (`_sig_table`; mapping it for
+        every read cost more than the reads), and unmapped before the batch's rows are
+        appended to it."""
         count = self._rows_on_disk
-        try:
-            table = np.memmap(self._sig_file, dtype=np.uint32, mode="r", shape=(count, self.cfg.num_perm))
-        except (ValueError, OSError) as e:  # the file is shorter than the rows written to it
-            raise OSError(f"{self._sig_file.name}: the signatures could not be read back whole ({e})") from None
-        out = table[rows]
-        del table  # unmaps the file
-        return out
+        if self._sig_table is None or len(self._sig_table) != count:
+            self._sig_table = None
+            try:
+                self._sig_table = np.memmap(self._sig_file, dtype=np.uint32, mode="r", shape=(count, self.cfg.num_perm))
+            except (ValueError, OSError) as e:  # the file is shorter than the rows written to it
+                raise OSError(f"{self._sig_file.name}: the signatures could not be read back whole ({e})") from None
+        return np.asarray(self._sig_table[rows])
 
     def _read_ids(self, rows: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -545,6 +551,7 @@ class DedupIndex:
                 block[~keep_sig] = 0xFFFFFFFF
             else:
                 block = np.full((len(idx), cfg.num_perm), 0xFFFFFFFF, dtype=np.uint32)
+            self._sig_table = None  # unmapped before the file grows
             self._write_sigs(np.ascontiguousarray(block, dtype=np.uint32).tobytes(), on_disk * self._sig_bytes)
             self._rows_on_disk = self._next_row
             self._write_ids(on_disk, [ids[i] for i in new_rows])
