@@ -214,7 +214,8 @@ def _string_array(values: Sequence[str]) -> pa.Array:
     if len(data) == len(text):  # all ASCII: a character is a byte
         offsets = _offsets(map(len, values))
     else:
-        offsets = _offsets(len(v.encode("utf-8")) for v in values)
+        # str.isascii() is O(1) (CPython marks ASCII strings): only the others are encoded
+        offsets = _offsets(len(v) if v.isascii() else len(v.encode("utf-8")) for v in values)
     return pa.Array.from_buffers(pa.string(), len(values), [None, offsets.buffers()[1], pa.py_buffer(data)])
 
 
