@@ -903,6 +903,7 @@ def _python_classes() -> dict[str, str]:
 
 
 _WORD_END = r"(?!\w)"
+_REPEAT = re.compile(r"\{[0-9]+(?:,[0-9]*)?\}")  # a repeat both engines read alike
 
 
 def _re2_source(src: str) -> str | None:
@@ -911,7 +912,7 @@ def _re2_source(src: str) -> str | None:
     holds anything whose meaning could differ between the engines."""
     if not src.endswith(_WORD_END):
         return None
-    body, out, i, in_class = src[: -len(_WORD_END)], [], 0, False
+    body, out, i, in_class, first = src[: -len(_WORD_END)], [], 0, False, -1
     classes = _python_classes()
     while i < len(body):
         c = body[i]
@@ -928,14 +929,22 @@ def _re2_source(src: str) -> str | None:
         if in_class:
             if c == "[":
                 return None  # "[[:alpha:]]" and other nested-set syntax
-            if c == "]" and body[i - 1] != "[" and body[i - 2 : i] != "[^":
+            if c == "]" and i != first:  # a "]" right after "[" or "[^" is a member
                 in_class = False
         elif c == "[":
             in_class = True
+            first = i + 2 if body.startswith("[^", i) else i + 1
         elif c == "(" and body.startswith("(?", i) and not body.startswith("(?:", i):
             return None  # lookarounds, flags, named groups
         elif c == "$":
             return None  # Python's $ also matches before a final newline
+        elif c == "{":
+            m = _REPEAT.match(body, i)
+            if m is None:
+                return None  # "{,3}" repeats in Python and is text to RE2; a lone "{" is text to both
+            out.append(m.group())
+            i = m.end()
+            continue
         out.append(c)
         i += 1
     return "".join(out) + f"(?:[^{classes['w']}]|\\z)"

@@ -512,6 +512,7 @@ def test_re2_agrees_on_the_support_world(world: SupportWorld, toxicity: Toxicity
         ("re: (?i:zork)", "ZORK", "zor"),  # flags
         ("re: bad$", "bad\n", "bad x"),  # $ also before a final newline in Python
         ("re: (a)\\1", "aa", "ab"),  # a backreference
+        ("re: ab{,2}c", "abbc", "abbbc"),  # {,2}: a repeat in Python, text to RE2
     ],
 )
 def test_patterns_re2_cannot_take_stay_with_python(term: str, hit: str, miss: str) -> None:
@@ -519,6 +520,24 @@ def test_patterns_re2_cannot_take_stay_with_python(term: str, hit: str, miss: st
     assert _re2_source(pattern.pattern) is None
     found = term_searcher(pattern)
     assert found(" " + hit) and not found(" " + miss)
+
+
+@pytest.mark.parametrize(
+    "term, hit, miss",
+    [
+        ("re: x[\\[]y", "x[y", "xy"),  # "]" after an escaped "[" closes the class
+        ("re: x[]a]y", "x]y", "xby"),  # "]" first in a class is a member
+        ("re: x[^]a]y\\s+z", "xby z", "x]y z"),
+        ("re: ab{2}c{1,}d", "abbcd", "abcd"),
+    ],
+)
+def test_class_and_repeat_syntax_translates_to_re2(term: str, hit: str, miss: str) -> None:
+    pattern = compile_terms([term])
+    assert _re2_source(pattern.pattern) is not None
+    found = term_searcher(pattern)
+    assert found.__name__ == "fast"
+    assert found(" " + hit) and not found(" " + miss)
+    assert (pattern.search(" " + hit) is not None) and pattern.search(" " + miss) is None
 
 
 def test_a_pattern_re2_refuses_stays_with_python(capfd: pytest.CaptureFixture[str]) -> None:
