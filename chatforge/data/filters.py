@@ -303,7 +303,10 @@ _WORD_BYTES = bytes(b if chr(b).isascii() and (chr(b).islower() or chr(b).isdigi
 
 def _mash_count(shape: bytes) -> int:
     """Keyboard-mash letter runs in a text's shape: 4+ letters without a vowel, or 5+
-    consonants in a row ("sdfgh", "asdfghjkl"; not "larkspur", not "strengths")."""
+    consonants in a row ("sdfgh", "asdfghjkl"; not "larkspur", not "strengths"). `shape`
+    starts with a space, as `_Stats.of` makes it."""
+    if b"ccccc" not in shape and b" cccc" not in shape and b".cccc" not in shape:
+        return 0  # no run of 5 consonants, and no run of 4 starting a word ("larkspur", "months")
     count, i = 0, shape.find(b"cccc")
     while i >= 0:
         start = max(shape.rfind(b" ", 0, i), shape.rfind(b".", 0, i)) + 1
