@@ -76,8 +76,7 @@ def build(root: Path) -> dict[str, Path]:
 
 
 def ours_tokens_per_s(model_dir: Path, tokens: int, threads: int, dtype: str = "auto") -> float:
-    model = load_model_dir(model_dir)
-    engine = Engine(model.to(generation_dtype(dtype, model)), Tokenizer.load(model_dir), threads=threads)
+    engine = Engine.load(model_dir, dtype, threads=threads)
     engine.stop_ids = set()  # generate exactly `tokens`
     prompt = engine.chat_prompt(PROMPT, Sampling(max_tokens=tokens))
     s = Sampling(temperature=0, max_tokens=tokens)

@@ -38,12 +38,9 @@ class ChatConfig:
 
 def main(cfg: ChatConfig, ui: UI = QUIET) -> dict[str, Any]:
     """Run the chat until /exit or end of input; returns the number of replies."""
-    from chatforge.checkpoint import load_model_dir
-    from chatforge.engine import Engine, Sampling, generation_dtype
-    from chatforge.tokenizer import Tokenizer
+    from chatforge.engine import Engine, Sampling
 
-    model = load_model_dir(cfg.model)
-    engine = Engine(model.to(generation_dtype(cfg.dtype, model)), Tokenizer.load(cfg.model))
+    engine = Engine.load(cfg.model, cfg.dtype)
     sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, None if cfg.seed < 0 else cfg.seed)
     system = cfg.system
     history: list[dict[str, str]] = []

@@ -42,6 +42,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -200,6 +201,16 @@ class Engine:
         self._lock = threading.Lock()
 
     # -- the queue (thread-safe) -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, dtype: str = "auto", **kwargs: Any) -> Engine:
+        """An engine over model dir `path` (weights and tokenizer), its weights in
+        `generation_dtype(dtype, model)`; `kwargs` go to the constructor."""
+        from chatforge.checkpoint import load_model_dir
+
+        model = load_model_dir(path)
+        return cls(model.to(generation_dtype(dtype, model)), Tokenizer.load(path), **kwargs)
+
     def submit(
         self,
         prompt: Sequence[int],

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatforge.engine import Engine, generation_dtype
+from chatforge.engine import Engine
 from chatforge.errors import UserError
 from chatforge.serve.config import ServeConfig, ab_split
 from chatforge.serve.worker import Worker
@@ -52,11 +52,7 @@ class Backend:
 
 def load_backend(version: str, path: Path, cfg: ServeConfig, on_step: Callable[[Engine], None] | None) -> Backend:
     """Load a model dir into an engine with its (not yet started) worker thread."""
-    from chatforge.checkpoint import load_model_dir
-    from chatforge.tokenizer import Tokenizer
-
-    model = load_model_dir(path)
-    engine = Engine(model.to(generation_dtype(cfg.dtype, model)), Tokenizer.load(path), max_batch=cfg.max_batch)
+    engine = Engine.load(path, cfg.dtype, max_batch=cfg.max_batch)
     return Backend(version, engine, Worker(engine, on_step=on_step))
 
 

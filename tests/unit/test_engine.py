@@ -225,3 +225,19 @@ def test_generation_dtype_auto_keeps_float32_on_a_cpu():
         assert generation_dtype("bfloat16", m) == torch.bfloat16
     with pytest.raises(ConfigError, match="dtype: 'half'; expected auto"):
         generation_dtype("half", big)
+
+
+def test_an_engine_loads_a_model_dir_in_the_dtype_asked(tok: Tokenizer, tmp_path) -> None:
+    from chatforge.checkpoint import save_model_dir
+
+    tok.save(tmp_path / "tok")
+    m = model()
+    save_model_dir(tmp_path / "m", m, tokenizer_dir=tmp_path / "tok")
+    prompt = tok.encode("hello there")
+    s = Sampling(temperature=0, max_tokens=6)
+    auto = Engine.load(tmp_path / "m", max_batch=3)
+    assert auto.dtype == torch.float32 and auto.max_batch == 3 and auto.tok.vocab_size == tok.vocab_size
+    assert list(auto.generate(prompt, s)) == recompute(m, prompt, s, auto.stop_ids, auto.vocab)
+    bf16 = Engine.load(str(tmp_path / "m"), "bfloat16", threads=1)
+    assert bf16.dtype == torch.bfloat16 and bf16.threads == 1
+    assert len(list(bf16.generate(prompt, s))) > 0
