@@ -52,13 +52,13 @@ import functools
 import importlib.util
 import itertools
 import re
-import sys
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr, Literal
+
+import numpy as np
 
 from chatforge.config import opt
 from chatforge.data.normalize import read_wordlist
@@ -852,12 +852,19 @@ def compile_terms(terms: list[str], where: str = "word list") -> re.Pattern[str]
     so at each word the engine follows only the terms that share its first letters instead
     of trying every term: the search costs a few microseconds per message.
     """
+    return re.compile(terms_source(terms, where))
+
+
+def terms_source(terms: list[str], where: str = "word list") -> str:
+    """The source of `compile_terms`' regex, each term checked (compiling the whole, ~40 ms
+    for the shipped list, is left to whoever runs it with Python's engine)."""
     trie: dict[str, Any] = {}
     for n, term in enumerate(terms, 1):
         try:
             alternatives = term_alternatives(term)
-            for _, rest in alternatives:
-                re.compile(rest)
+            if term.startswith("re:"):  # a plain word becomes escaped characters and classes: valid
+                for rest in {rest for _, rest in alternatives}:
+                    re.compile(rest)
         except (re.error, IndexError, ValueError) as e:
             raise ConfigError(f"{where}: entry {n} ({term!r}) is not a valid pattern: {e}") from None
         for first, rest in alternatives:
@@ -868,8 +875,8 @@ def compile_terms(terms: list[str], where: str = "word list") -> re.Pattern[str]
                 node = node.setdefault(atom, {})
             node[_END] = {}
     if not trie:
-        return re.compile(r"(?!)")  # matches nothing
-    return re.compile(_BEFORE + _emit(trie) + r"(?!\w)")
+        return r"(?!)"  # matches nothing
+    return _BEFORE + _emit(trie) + r"(?!\w)"
 
 
 _END = ""  # trie key marking that an alternative may end at this node
@@ -891,9 +898,9 @@ def _class_ranges(cls: str) -> str:
     """The code points Python's `re` class `cls` matches in a str, as RE2 class ranges (no
     brackets): read off by running the class over every code point, so exact by construction."""
     parts = []
-    utf32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
     for lo, hi in ((0, 0xD800), (0xE000, 0x110000)):  # surrogates are no text
-        for m in re.finditer(cls + "+", array("I", range(lo, hi)).tobytes().decode(utf32)):
+        every = np.arange(lo, hi, dtype="<u4").tobytes().decode("utf-32-le")  # ~15x faster than array(range())
+        for m in re.finditer(cls + "+", every):
             first, last = lo + m.start(), lo + m.end() - 1
             parts.append(f"\\x{{{first:x}}}" if first == last else f"\\x{{{first:x}}}-\\x{{{last:x}}}")
     return "".join(parts)
@@ -953,14 +960,23 @@ def _re2_source(src: str) -> str | None:
     return "".join(out) + f"(?:[^{classes['w']}]|\\z)"
 
 
-def term_searcher(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+def term_searcher(pattern: re.Pattern[str] | str) -> Callable[[str], bool]:
     """A function telling whether `pattern.search(text)` finds a match: RE2 when the pattern
-    translates exactly (see `_re2_source`), else the pattern itself."""
+    translates exactly (see `_re2_source`), else the pattern itself. A pattern given as its
+    source is compiled for Python's engine only if a text needs it (one with a lone
+    surrogate, or a pattern RE2 cannot run)."""
+
+    @functools.cache
+    def compiled() -> re.Pattern[str]:
+        return re.compile(pattern) if isinstance(pattern, str) else pattern
 
     def python(text: str) -> bool:
-        return pattern.search(text) is not None
+        return compiled().search(text) is not None
 
-    src = _re2_source(pattern.pattern) if not pattern.flags & ~re.UNICODE else None
+    if isinstance(pattern, str):
+        src = _re2_source(pattern)
+    else:
+        src = _re2_source(pattern.pattern) if not pattern.flags & ~re.UNICODE else None
     if src is None:
         return python
     try:
@@ -1060,8 +1076,13 @@ class ToxicityFilter:
     def __init__(self, cfg: ToxicityConfig) -> None:
         self.cfg = cfg
         terms = read_wordlist(cfg.wordlist or "toxic.txt") + list(cfg.extra_terms)
-        self.pattern = compile_terms(terms, cfg.wordlist or "toxic.txt")
-        self._found = term_searcher(self.pattern)
+        self.source = terms_source(terms, cfg.wordlist or "toxic.txt")
+        self._found = term_searcher(self.source)
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """The word list as one Python regex (the search itself runs on RE2 where it can)."""
+        return re.compile(self.source)
 
     def __reduce__(self) -> tuple[type[ToxicityFilter], tuple[ToxicityConfig]]:
         return (type(self), (self.cfg,))

@@ -427,6 +427,10 @@ def test_terms_compile_into_one_regex() -> None:
     assert pattern.search("\nyou suck") and pattern.search("\nthe f*cking idiot")
     assert not pattern.search("\nyou sucked me in with that deal")  # raw patterns get no endings
     assert compile_terms([]).search("\nanything") is None
+    # Plain terms are not checked one by one (only "re:" ones): any characters make a valid pattern.
+    odd = compile_terms(["a[b", "x)y", "*", "\\", "{2}", "(?P<", "+1 more"])
+    assert odd.search("\nsay a[b") and odd.search("\n{2}") and odd.search("\n+1 more")
+    assert odd.search("\nx)y") and not odd.search("\nxy")
 
 
 def test_toxicity_step_survives_pickling() -> None:
@@ -518,8 +522,8 @@ def test_re2_agrees_on_the_support_world(world: SupportWorld, toxicity: Toxicity
 def test_patterns_re2_cannot_take_stay_with_python(term: str, hit: str, miss: str) -> None:
     pattern = compile_terms([term])
     assert _re2_source(pattern.pattern) is None
-    found = term_searcher(pattern)
-    assert found(" " + hit) and not found(" " + miss)
+    for found in (term_searcher(pattern), term_searcher(pattern.pattern)):  # compiled, or compiled when needed
+        assert found(" " + hit) and not found(" " + miss)
 
 
 @pytest.mark.parametrize(
@@ -549,8 +553,10 @@ def test_a_pattern_re2_refuses_stays_with_python(capfd: pytest.CaptureFixture[st
 
 
 def test_lone_surrogates_are_searched_by_python() -> None:
-    toxicity = _shared_toxicity()
+    toxicity = ToxicityFilter(ToxicityConfig())
+    assert "pattern" not in vars(toxicity)  # the Python regex is compiled only once a text needs it
     assert toxicity.is_toxic("fuck \ud800") and not toxicity.is_toxic("fine \ud800")
+    assert toxicity.is_toxic("\ud800 you idiot") and not toxicity.is_toxic("\ud800 you idiom")
 
 
 def _reference_stats(low: str) -> tuple[int, int, int, int, int]:
