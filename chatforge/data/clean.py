@@ -471,6 +471,9 @@ def _account(res: RowResult, stats: dict[str, StepStats], quota: int, mask: Call
     for name, changed, reason, counts in res.steps:
         st = stats[name]
         st.rows_in += 1
+        if not changed and reason is None and not counts:  # most rows at most steps: passed as they were
+            st.kept += 1
+            continue
         for k, v in counts.items():
             st.counts[k] = st.counts.get(k, 0) + v
         example = res.examples.get(name)

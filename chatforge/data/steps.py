@@ -19,7 +19,7 @@ from typing import Any
 Row = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """The result of one step on one row.
 
