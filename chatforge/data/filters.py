@@ -263,7 +263,7 @@ def _skeleton_table() -> bytes:
 _SKELETON = _skeleton_table()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stats:
     """Word and character counts of some lowercased text."""
 
@@ -358,7 +358,8 @@ class QualityFilter:
                         return "empty_assistant"
                 elif len(_NON_ALNUM.sub("", text)) < cfg.min_assistant_chars:
                     return "empty_assistant"
-        low_o = "\n\n".join(x for x in (view.low_system, view.low_user) if x)
+        low_s, low_u = view.low_system, view.low_user
+        low_o = low_s + "\n\n" + low_u if low_s and low_u else low_s or low_u
         words_a, words_o = view.words_assistant, low_o.split()
         text = low_o + "\n\n" + view.low_assistant if low_o and view.assistant else low_o or view.low_assistant
         words = words_o + words_a
