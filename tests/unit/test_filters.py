@@ -554,7 +554,7 @@ def test_a_pattern_re2_refuses_stays_with_python(capfd: pytest.CaptureFixture[st
 
 def test_lone_surrogates_are_searched_by_python() -> None:
     toxicity = ToxicityFilter(ToxicityConfig())
-    assert "pattern" not in vars(toxicity)  # the Python regex is compiled only once a text needs it
+    assert "pattern" not in vars(toxicity)  # no Python regex is compiled until a text or a caller needs one
     assert toxicity.is_toxic("fuck \ud800") and not toxicity.is_toxic("fine \ud800")
     assert toxicity.is_toxic("\ud800 you idiot") and not toxicity.is_toxic("\ud800 you idiom")
 
