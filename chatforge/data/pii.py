@@ -49,7 +49,8 @@ Recognizers (TYPES); each is a regex plus a check a regex cannot do:
              the next one(s) when they hold only a unit and the city with ZIP or postcode
     ORDER    the configured order-number patterns (default: the support world's LG-482913);
              a "#" right before a match is part of it
-    URL      URLs whose query string or fragment carries personal parameters (email=, token=, id=, ...)
+    URL      URLs whose query string or fragment carries personal parameters (email=, token=, id=, ...;
+             the id or name of a thing, product_id= or item_name=, is none)
     NAME     person names in context: "my name is X", "Name: X", "I'm X" / "this is X", "X here"
              (and "X here again", "X here from ..." at a sentence start), greetings ("Hi X",
              "Dear X"), sign-offs ("Thanks, X", "Regards,\\nX", "Yours faithfully,\\n\\nX", "- X"
@@ -57,8 +58,9 @@ Recognizers (TYPES); each is a regex plus a check a regex cannot do:
              join ("Sanne de Vries"); after "my name is" and a "name:" label the name may be in
              lower case or capitals ("my name is grace silva"). Stoplists keep "Hi there", "I'm
              Sorry", "I'm Canadian", "Thanks, Larkspur Goods" out; a role noun, company suffix or
-             event word in or right after the words makes them no person ("Hiring Manager",
-             "Accounts Payable", "Brightwave Media Ltd", "Black Friday"); "Company name:" is no
+             event word in or right after the words (or after an "&") makes them no person ("Hiring
+             Manager", "Accounts Payable", "Brightwave Media Ltd", "Black Friday", "Holloway & Finch
+             Ltd"); "Company name:" is no
              name label. A name found once is replaced wherever else it occurs in the conversation
 
 Precision guards: every number recognizer refuses to start or end inside a longer token,
@@ -357,7 +359,8 @@ _IPV4 = r"(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?!\w|\.\d)"
 _IBAN = r"(?<=[A-Z]{2}\d)(?<![A-Za-z0-9][A-Z]{2}\d)\d(?:[ \-]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
 _STREET_SUFFIX = (
     "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
-    "Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Crescent|Close|Grove|Gardens|Row|Plaza|Broadway"
+    "Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Crescent|Close|Grove|Gardens|Row|Plaza|Mews|"
+    "Broadway"
 )
 _ADDRESS = (
     r"(?<![\w$#.,/\-]\d)\d{0,5}[A-Za-z]?(?:[\-/]\d{1,5})?[ \t]+"  # house number: 12, 12B, 12-14
@@ -437,7 +440,8 @@ _ROLE_MAILBOXES = _words(
     "support help helpdesk info contact contactus hello sales billing accounts orders order returns service "
     "customerservice customercare care team office admin webmaster postmaster hostmaster abuse security "
     "privacy legal press media marketing careers jobs hr noreply no-reply donotreply do-not-reply "
-    "notifications alerts feedback enquiries inquiries shop store"
+    "notifications alerts feedback enquiries inquiries shop store finance accounting invoices invoice payments "
+    "payroll procurement purchasing wholesale partners"
 )
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _IPV6 = re.compile(
@@ -656,6 +660,7 @@ _COMPANY_SUFFIXES = _words(
 _EVENT_WORDS = _words("day days sale sales deal deals weekend week eve season holiday holidays christmas easter")
 _FOLLOWERS = _ROLE_NOUNS | _COMPANY_SUFFIXES | _EVENT_WORDS
 _FOLLOWER = re.compile(r"[ \t]+([A-Za-z][A-Za-z.]*)(?![\w@'’\-])")
+_FIRM_TAIL = re.compile(r"[ \t]*[&+][ \t]*((?:[A-Z][\w'’\-]*\.?[ \t]*){1,4})")  # "& Finch Ltd", "+ Partners"
 # Words before "name:" that keep it a label of a person's name ("Full name:", "Customer name:");
 # after any other word on the line ("Company name:", "Product name:") it is not.
 _NAME_LABEL_WORDS = _words(
@@ -780,9 +785,13 @@ def _name_label_ok(text: str, at: int) -> bool:
 
 
 def _followed_by_non_person(text: str, end: int) -> bool:
-    """Whether the word right after a name on its line makes it a role, company or event ("Team", "Ltd", "Friday")."""
+    """Whether the word right after a name on its line makes it a role, company or event ("Team",
+    "Ltd", "Friday"), or an "&" joins it to such words ("Holloway & Finch Ltd"; "Tom & Anna" stays)."""
     m = _FOLLOWER.match(text, end)
-    return m is not None and (m.group(1).lower() in _FOLLOWERS or m.group(1).rstrip(".").lower() in _FOLLOWERS)
+    if m is not None and (m.group(1).lower() in _FOLLOWERS or m.group(1).rstrip(".").lower() in _FOLLOWERS):
+        return True
+    firm = _FIRM_TAIL.match(text, end)
+    return firm is not None and any(w.lower() in _FOLLOWERS or w.rstrip(".").lower() in _FOLLOWERS for w in firm.group(1).split())
 
 
 # --------------------------------------------------------------------------------------
@@ -1768,7 +1777,12 @@ def _personal_url(url: str) -> bool:
             continue
         for key, _ in parse_qsl(piece, keep_blank_values=True):
             k = key.lower().strip("[]")
-            if k in _PERSONAL_KEYS or any(p in _PERSONAL_KEYS for p in re.split(r"[_\-.\[\]]+", k) if p):
+            if k in _PERSONAL_KEYS:
+                return True
+            words = [w for w in re.split(r"[_\-.\[\]]+", k) if w]
+            personal = {w for w in words if w in _PERSONAL_KEYS}
+            # "product_id", "item-name": the id or name of a thing, not of a person
+            if personal and not (personal <= {"id", "name"} and any(w in _META_THING_KEYS for w in words)):
                 return True
     return False
 

@@ -823,6 +823,12 @@ def test_repetitive_text_is_linear_not_quadratic():
         ("14 Gower Street\nLondon WC1E 6BT", "ADDRESS", "14 Gower Street\nLondon WC1E 6BT"),
         ("T: +44 (0)20 7946 0958", "PHONE", "+44 (0)20 7946 0958"),
         ("card 4222222222222", "CARD", "4222222222222"),  # a 13-digit Visa is still a card
+        # found by the fresh blind corpus (benchmarks/pii_corpus_fresh.py)
+        ("It was left at 7 Rosemary Mews, London W2 3PS, not 17", "ADDRESS", "7 Rosemary Mews, London W2 3PS"),
+        ("Regards,\nTom & Anna", "NAME", "Tom"),  # two people, not a firm
+        ("https://shop.example.com/r?item=3&user_id=5", "URL", "https://shop.example.com/r?item=3&user_id=5"),
+        ("https://shop.example.com/r?customer_name=Grace", "URL", "https://shop.example.com/r?customer_name=Grace"),
+        ("https://shop.example.com/status?order_id=5", "URL", "https://shop.example.com/status?order_id=5"),
     ],
 )
 def test_review_recall_cases(text, kind, value):
@@ -854,6 +860,12 @@ def test_review_recall_cases(text, kind, value):
         "UPC 036000291452 on the label doesn't match",
         "S/N 4111 1111 1111 1111",
         "ean 4006381333931",
+        # found by the fresh blind corpus (benchmarks/pii_corpus_fresh.py)
+        "Regards,\nHolloway & Finch Ltd",
+        "Thanks,\nMeyer + Partners",
+        "Product page https://shop.example.com/p?product_id=88412 shows the wrong size",
+        "https://shop.example.com/list?category_name=lamps&item-id=7",
+        "Kindly send the VAT invoice to finance@example.co.uk or procurement@example.com",
     ],
 )
 def test_review_precision_cases(text):
