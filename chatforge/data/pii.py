@@ -53,14 +53,14 @@ Recognizers (TYPES); each is a regex plus a check a regex cannot do:
              the id or name of a thing, product_id= or item_name=, is none)
     NAME     person names in context: "my name is X", "Name: X", "I'm X" / "this is X", "X here"
              (and "X here again", "X here from ..." at a sentence start), greetings ("Hi X",
-             "Dear X"), sign-offs ("Thanks, X", "Regards,\\nX", "Yours faithfully,\\n\\nX", "- X"
-             at the end of a message); an initial may lead ("J. Pemberton") and de/van/der ...
-             join ("Sanne de Vries"); after "my name is" and a "name:" label the name may be in
-             lower case or capitals ("my name is grace silva"). Stoplists keep "Hi there", "I'm
-             Sorry", "I'm Canadian", "Thanks, Larkspur Goods" out; a role noun, company suffix or
-             event word in or right after the words (or after an "&") makes them no person ("Hiring
-             Manager", "Accounts Payable", "Brightwave Media Ltd", "Black Friday", "Holloway & Finch
-             Ltd"); "Company name:" is no
+             "Dear X", "Dear Mr. van Dijk"), sign-offs ("Thanks, X", "Thanks for your help, X",
+             "Regards,\\nX", "Yours faithfully,\\n\\nX", "- X" at the end of a message); an initial
+             may lead ("J. Pemberton") and de/van/der ... join ("Sanne de Vries"); after "my name
+             is" and a "name:" label the name may be in lower case or capitals ("my name is grace
+             silva"). Stoplists keep "Hi there", "I'm Sorry", "I'm Canadian", "Thanks, Larkspur
+             Goods" out; a role noun, company suffix or event word in or right after the words (or
+             after an "&") makes them no person ("Hiring Manager", "Accounts Payable", "Brightwave
+             Media Ltd", "Black Friday", "Holloway & Finch Ltd"); "Company name:" is no
              name label. A name found once is replaced wherever else it occurs in the conversation
 
 Precision guards: every number recognizer refuses to start or end inside a longer token,
@@ -486,10 +486,11 @@ _NAME_START_TEMPLATE = (
     r"|(?<=[^\s]\n\n[{up}])(?:(?<=(?:{ends}|{comma_ends}),\n\n[{up}])|(?<=(?:{comma_ends})\n\n[{up}])))"
 )
 _NAME_WORD = rf"[{_UP}][\w'’\-]*"
-_TITLE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?=[A-Z])")
 # Lower-case particles between name words: "Sanne de Vries", "Pieter van der Berg".
 _PARTICLES = _words("de da di du del della der den van von le la ter ten dos das bin ibn al el")
 _PARTICLE = "(?:" + "|".join(sorted(_PARTICLES, key=lambda p: (-len(p), p))) + ")"
+_TITLE = re.compile(rf"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?=[A-Z]|(?:{_PARTICLE}[ \t]+){{1,2}}[A-Z])")
+_LEADING_PARTICLES = re.compile(rf"(?:{_PARTICLE}[ \t]+){{1,2}}(?=[A-Z])")  # "Dear Mr. van Dijk"
 _NAME_AT = re.compile(
     rf"(?:[{_UP}]\.[ \t]+)?{_NAME_WORD}(?:[ \t]+(?:[A-Z]\.[ \t]+|{_PARTICLE}[ \t]+){{0,2}}{_NAME_WORD}){{0,2}}"
 )
@@ -511,7 +512,9 @@ for _phrase, _kind in (
                               "good evening", "greetings", "thanks", "thank you", "thx", "ty", "cheers",
                               "many thanks", "i'm", "i’m", "i am", "this is")]
     + [(p, "comma") for p in ("regards", "best", "sincerely", "yours", "love", "take care", "best wishes",
-                              "signed", "respectfully", "warmly", "yours faithfully", "yours truly")]
+                              "signed", "respectfully", "warmly", "yours faithfully", "yours truly",
+                              "thanks for your help", "thank you for your help", "thanks for the help",
+                              "thanks in advance", "thank you in advance")]
 ):  # fmt: skip
     _last = _phrase.split()[-1]
     _TRIGGERS[_last] = (*_TRIGGERS.get(_last, ()), (_phrase, _kind))
@@ -725,7 +728,8 @@ def _name_length(candidate: str, strong: bool, extra_stop: frozenset[str]) -> in
 
 def _trigger_before(text: str, start: int) -> str | None:
     """The kind of name trigger that ends right before `start` ("strong", "plain", "dash"), if any."""
-    window = text[max(0, start - 24) : start]
+    window_at = max(0, start - 32)
+    window = text[window_at:start]
     core = window.rstrip()
     if not core:
         return None
@@ -738,7 +742,7 @@ def _trigger_before(text: str, start: int) -> str | None:
         core = core[:-1].rstrip(" \t")
     elif len(core) == len(window):
         return None
-    lower = core[-20:].lower()
+    lower = core[-28:].lower()  # the longest trigger: "thank you for your help"
     cut = max(lower.rfind(" "), lower.rfind("\n"), lower.rfind("\t"))
     options = _TRIGGERS.get(lower[cut + 1 :])
     if not options:
@@ -753,7 +757,7 @@ def _trigger_before(text: str, start: int) -> str | None:
         if at > 0 and (lower[at - 1].isalnum() or lower[at - 1] in "'’"):
             continue
         if phrase in ("name", "full name") and (
-            last != ":" or not _name_label_ok(text, max(0, start - 24) + len(core) - len(phrase))
+            last != ":" or not _name_label_ok(text, window_at + len(core) - len(phrase))
         ):
             continue  # "name" alone only as a label of its own: "Name: Grace", not "Company name: ..."
         if kind == "comma" and not (punctuated or newline):
@@ -1219,14 +1223,18 @@ class Anonymizer:
             if kind is None:
                 continue
             title = _TITLE.match(text, start)  # "Dear Mr. Smith": the name is "Smith"
+            lead = 0  # after a title, a surname may start with particles: "Mr. van Dijk"
             if title is not None:
                 start = title.end()
-            words = _NAME_AT.match(text, start)
+                particles = _LEADING_PARTICLES.match(text, start)
+                lead = 0 if particles is None else particles.end() - start
+            words = _NAME_AT.match(text, start + lead)
             if words is None:
                 continue
             length = _name_length(words.group(), kind == "strong", self._not_names)
             if not length:
                 continue
+            length += lead
             if kind == "dash" and not _DASH_END.match(text, start + length):
                 continue
             if _followed_by_non_person(text, start + length):

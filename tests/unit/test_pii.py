@@ -829,6 +829,11 @@ def test_repetitive_text_is_linear_not_quadratic():
         ("https://shop.example.com/r?item=3&user_id=5", "URL", "https://shop.example.com/r?item=3&user_id=5"),
         ("https://shop.example.com/r?customer_name=Grace", "URL", "https://shop.example.com/r?customer_name=Grace"),
         ("https://shop.example.com/status?order_id=5", "URL", "https://shop.example.com/status?order_id=5"),
+        ("It syncs again.\n\nThanks for your help, Oskar", "NAME", "Oskar"),
+        ("Thank you for your help,\nOskar Lind", "NAME", "Oskar Lind"),
+        ("Thanks in advance, Priya", "NAME", "Priya"),
+        ("Dear Mr. van Dijk,\n\nwe have received your payment", "NAME", "van Dijk"),
+        ("Dear Mrs. de la Cruz, thank you", "NAME", "de la Cruz"),
     ],
 )
 def test_review_recall_cases(text, kind, value):
@@ -866,6 +871,9 @@ def test_review_recall_cases(text, kind, value):
         "Product page https://shop.example.com/p?product_id=88412 shows the wrong size",
         "https://shop.example.com/list?category_name=lamps&item-id=7",
         "Kindly send the VAT invoice to finance@example.co.uk or procurement@example.com",
+        "I asked for your help, Amazon did not answer",  # "thanks for your help" is the sign-off
+        "Thanks for your help, Customer Service Team",
+        "Dear Ms. van",
     ],
 )
 def test_review_precision_cases(text):
