@@ -791,11 +791,14 @@ def _name_label_ok(text: str, at: int) -> bool:
 def _followed_by_non_person(text: str, end: int) -> bool:
     """Whether the word right after a name on its line makes it a role, company or event ("Team",
     "Ltd", "Friday"), or an "&" joins it to such words ("Holloway & Finch Ltd"; "Tom & Anna" stays)."""
+    def follower(word: str) -> bool:
+        return word.lower() in _FOLLOWERS or word.rstrip(".").lower() in _FOLLOWERS
+
     m = _FOLLOWER.match(text, end)
-    if m is not None and (m.group(1).lower() in _FOLLOWERS or m.group(1).rstrip(".").lower() in _FOLLOWERS):
+    if m is not None and follower(m.group(1)):
         return True
     firm = _FIRM_TAIL.match(text, end)
-    return firm is not None and any(w.lower() in _FOLLOWERS or w.rstrip(".").lower() in _FOLLOWERS for w in firm.group(1).split())
+    return firm is not None and any(map(follower, firm.group(1).split()))
 
 
 # --------------------------------------------------------------------------------------
