@@ -277,6 +277,11 @@ def attention_spans(mask: torch.Tensor, chunk: int = ATTN_CHUNK) -> list[Span]:
     return spans
 
 
+def causal_spans(T: int, chunk: int = ATTN_CHUNK) -> list[Span]:
+    """`attention_spans` of the causal (T, T) mask, without reading a mask: chunk [a, b) sees keys [0, b)."""
+    return [(a, min(a + chunk, T), 0, min(a + chunk, T)) for a in range(0, T, chunk)]
+
+
 class _ChunkedAttention(torch.autograd.Function):
     """softmax(bias + q k^T * scale) v over (B*H, T, D) tensors, computed chunk by chunk of
     queries over only the keys each chunk may see (`attention_spans`), with the backward
@@ -528,13 +533,17 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {T + past} tokens is longer than block_size {self.cfg.block_size}")
         if isinstance(cache, SlotKVCache):
             cache.begin(T, idx.device)
+        # Default positions are 0..T-1 after the cache's length, within block_size (checked
+        # above): known to be in the table without reading them back (a sync, and a graph
+        # break under torch.compile).
+        in_table = position_ids is None and not isinstance(cache, SlotKVCache)
         if position_ids is None:
             if cache is not None:
                 position_ids = cache.positions(B, T, idx.device)
             else:
                 position_ids = torch.arange(T, device=idx.device)[None, :].expand(B, T)
         x = self.model.embed_tokens(idx)  # (B, T, C)
-        if int(position_ids.max()) < self.cfg.block_size:  # the usual case: look the angles up
+        if in_table or int(position_ids.max()) < self.cfg.block_size:  # the usual case: look the angles up
             cos_t, sin_t = self._rope_table(idx.device)
             cos, sin = cos_t[position_ids], sin_t[position_ids]
         else:
@@ -554,7 +563,8 @@ class GPT(nn.Module):
         spans = None
         if attention_kernel(self.cfg, idx.device) == "manual":  # built once here, not in every layer
             if cache is None and T > ATTN_CHUNK:
-                spans = attention_spans(mask)
+                # A plain causal mask's spans are known from T (packed rows' depend on their documents).
+                spans = attention_spans(mask) if doc_ids is not None else causal_spans(T)
             mask = attention_bias(mask, x.dtype, B, self.cfg.n_head)
         for block in self.model.layers:
             x = block(x, cos, sin, mask, cache, spans)

@@ -165,6 +165,35 @@ def test_chunked_attention_equals_whole_attention(monkeypatch, packed):
         torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
 
 
+def test_causal_spans_equal_the_spans_read_off_a_causal_mask():
+    import chatforge.model as cm
+
+    model = GPT(tiny(block_size=512, attention="manual"))
+    for T in (1, 63, 64, 65, 200, 256, 511):
+        mask = cm.GPT._mask(model, T, T, 0, torch.device("cpu"))
+        assert cm.causal_spans(T) == cm.attention_spans(mask), T
+        assert cm.causal_spans(T, chunk=50) == cm.attention_spans(mask, chunk=50), T
+
+
+def test_default_positions_are_not_read_back(monkeypatch):
+    """Positions the model makes itself (0..T-1, after a cache's length) are known to be in
+    the rotary table: no `.max()` read back (a sync, and a torch.compile graph break)."""
+    model = GPT(tiny())
+    idx = torch.randint(0, 257, (2, 16))
+    calls = []
+    real_max = torch.Tensor.max
+
+    def counting_max(self, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(self.shape)
+        return real_max(self, *a, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "max", counting_max)
+    model(idx)
+    assert calls == []
+    model(idx, position_ids=torch.arange(16)[None].expand(2, 16))  # given positions are checked
+    assert calls == [(2, 16)]
+
+
 def test_parameter_count_and_tied_weights():
     cfg = tiny()
     model = GPT(cfg)
