@@ -64,9 +64,10 @@ def step_gemms() -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int, 
 def matmul_peak(dtype: torch.dtype, seconds: float) -> tuple[float, str]:
     """Best GFLOP/s over square matmuls and every GEMM shape of this model's training step.
 
-    On CPUs with AMX, bf16 throughput depends strongly on the shape (here from ~400 GFLOP/s
-    for the output head to ~1,700 for 4096x384x384), so the peak is taken over the
-    shapes the step really runs, not over a few squares."""
+    On CPUs with native bf16 (AVX-512 BF16 here, AMX elsewhere), bf16 throughput depends
+    strongly on the shape (here from ~400 GFLOP/s for the output head to ~1,700 for
+    4096x384x384), so the peak is taken over the shapes the step really runs, not over a
+    few squares."""
     shapes = sorted({(2048, 2048, 2048), (4096, 4096, 4096), *step_gemms()[0]})
     best, best_shape = 0.0, ""
     for m, k, n in shapes:
