@@ -140,6 +140,55 @@ def test_summed_cross_entropy_equals_torch_cross_entropy(dtype, rows, monkeypatc
         torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
 
 
+def test_fused_cross_entropy_equals_torch_cross_entropy():
+    """The compiled kernels (`fused=True`, what a compiled model's loss uses) give
+    F.cross_entropy's value and gradient too, for any number of rows (SFT's batches
+    differ in their number of target tokens)."""
+    import torch._dynamo
+
+    import chatforge.train.loop as loop
+
+    torch._dynamo.reset()
+    loop._fused_kernels.cache_clear()
+    for dtype in (torch.bfloat16, torch.float32):
+        for rows in (300, 7, 1, 0, 123):
+            gen = torch.Generator().manual_seed(rows)
+            base = (torch.randn(rows, 50, generator=gen) * 3).to(dtype)
+            targets = torch.randint(0, 50, (rows,), generator=gen)
+            want_in = base.clone().requires_grad_()
+            want = torch.nn.functional.cross_entropy(want_in.float(), targets, reduction="sum")
+            (want * 0.37).backward()
+            got_in = base.clone().requires_grad_()
+            got = loop.summed_cross_entropy(got_in, targets, fused=True)
+            (got * 0.37).backward()
+            assert got.dtype == torch.float32 and got_in.grad.dtype == dtype
+            torch.testing.assert_close(got, want.detach(), atol=1e-4, rtol=1e-6)
+            tol = dict(atol=1e-7, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-9, rtol=2**-7)
+            torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
+
+
+def test_a_compiled_model_trains_as_the_eager_one():
+    """`train.compile`: torch.compile'd model and loss kernels take the same optimizer
+    steps as the eager ones (bf16 rounding aside)."""
+    from chatforge.train.loop import MasterWeights, is_compiled
+
+    gen = torch.Generator().manual_seed(5)
+    batches = [{"input_ids": torch.randint(0, 64, (4, SEQ), generator=gen), "targets": torch.randint(0, 64, (4, SEQ), generator=gen)} for _ in range(3)]
+    batches[1]["targets"][:, : SEQ // 2] = -100  # an SFT-like batch: targets at some positions only
+    losses = {}
+    for compiled in (False, True):
+        model = tiny_model()
+        weights = MasterWeights(model, bf16=True)
+        opt = make_optimizer(model, OptimConfig(lr=1e-2), masters=weights.by_id)
+        net = torch.compile(model) if compiled else model
+        assert is_compiled(net) == compiled
+        losses[compiled] = [
+            train_step(net, [b], opt, loss_fn=lm_loss, grad_clip=1.0, dtype="bf16", dist=Dist(), weights=weights).loss for b in batches
+        ]
+    assert losses[True] == pytest.approx(losses[False], rel=2e-2)
+    assert losses[True][2] < losses[True][0]  # it learns
+
+
 def test_accumulation_is_exact(tmp_path):
     """micro-batch 1 x accumulate 8 gives the same gradients as micro-batch 8 x 1.
 
