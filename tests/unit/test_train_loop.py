@@ -115,35 +115,39 @@ def test_loss_at_target_positions_only_equals_the_full_vocabulary_loss(dtype):
     assert zero == 0 and float(empty.detach()) == 0.0
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("rows", [0, 1, 7, 300])
-def test_summed_cross_entropy_equals_torch_cross_entropy(dtype, rows, monkeypatch):
-    """The chunked loss gives F.cross_entropy's value (float32 over the logits) and gradient
-    (in the logits' dtype), whatever the chunk size, also when scaled afterwards as the
-    training step scales it."""
-    import chatforge.train.loop as loop
-
+def _check_cross_entropy(loss_fn, dtype: torch.dtype, rows: int, grad_tol: dict) -> None:
+    """`loss_fn(logits, targets)` gives F.cross_entropy's value (float32 over the logits) and
+    gradient (in the logits' dtype), also when scaled afterwards as the training step scales it."""
     gen = torch.Generator().manual_seed(rows)
     base = (torch.randn(rows, 50, generator=gen) * 3).to(dtype)
     targets = torch.randint(0, 50, (rows,), generator=gen)
     want_in = base.clone().requires_grad_()
     want = torch.nn.functional.cross_entropy(want_in.float(), targets, reduction="sum")
     (want * 0.37).backward()
+    got_in = base.clone().requires_grad_()
+    got = loss_fn(got_in, targets)
+    (got * 0.37).backward()
+    assert got.dtype == torch.float32 and got_in.grad.dtype == dtype
+    torch.testing.assert_close(got, want.detach(), atol=1e-4, rtol=1e-6)
+    torch.testing.assert_close(got_in.grad, want_in.grad, **grad_tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+def test_summed_cross_entropy_equals_torch_cross_entropy(dtype, rows, monkeypatch):
+    """The chunked loss, whatever the chunk size."""
+    import chatforge.train.loop as loop
+
+    tol = dict(atol=1e-7, rtol=1e-6) if dtype == torch.float32 else dict(atol=0, rtol=2**-7)
     for chunk_bytes in (1 << 19, 50 * 4 * 3, 1):  # one chunk, 3 rows a chunk, a row a chunk
         monkeypatch.setattr(loop, "_CHUNK_ELEMENTS", max(1, chunk_bytes // 4))
-        got_in = base.clone().requires_grad_()
-        got = loop.summed_cross_entropy(got_in, targets)
-        (got * 0.37).backward()
-        assert got.dtype == torch.float32 and got_in.grad.dtype == dtype
-        torch.testing.assert_close(got, want.detach(), atol=1e-4, rtol=1e-6)
-        tol = dict(atol=1e-7, rtol=1e-6) if dtype == torch.float32 else dict(atol=0, rtol=2 ** -7)
-        torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
+        _check_cross_entropy(loop.summed_cross_entropy, dtype, rows, tol)
 
 
 def test_fused_cross_entropy_equals_torch_cross_entropy():
-    """The compiled kernels (`fused=True`, what a compiled model's loss uses) give
-    F.cross_entropy's value and gradient too, for any number of rows (SFT's batches
-    differ in their number of target tokens)."""
+    """The compiled kernels (`fused=True`, what a compiled model's loss uses), for any
+    number of rows one after the other (SFT's batches differ in their number of target
+    tokens: the kernels are compiled for a changing size once)."""
     import torch._dynamo
 
     import chatforge.train.loop as loop
@@ -151,20 +155,9 @@ def test_fused_cross_entropy_equals_torch_cross_entropy():
     torch._dynamo.reset()
     loop._fused_kernels.cache_clear()
     for dtype in (torch.bfloat16, torch.float32):
+        tol = dict(atol=1e-7, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-9, rtol=2**-7)
         for rows in (300, 7, 1, 0, 123):
-            gen = torch.Generator().manual_seed(rows)
-            base = (torch.randn(rows, 50, generator=gen) * 3).to(dtype)
-            targets = torch.randint(0, 50, (rows,), generator=gen)
-            want_in = base.clone().requires_grad_()
-            want = torch.nn.functional.cross_entropy(want_in.float(), targets, reduction="sum")
-            (want * 0.37).backward()
-            got_in = base.clone().requires_grad_()
-            got = loop.summed_cross_entropy(got_in, targets, fused=True)
-            (got * 0.37).backward()
-            assert got.dtype == torch.float32 and got_in.grad.dtype == dtype
-            torch.testing.assert_close(got, want.detach(), atol=1e-4, rtol=1e-6)
-            tol = dict(atol=1e-7, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-9, rtol=2**-7)
-            torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
+            _check_cross_entropy(lambda x, t: loop.summed_cross_entropy(x, t, fused=True), dtype, rows, tol)
 
 
 def test_a_compiled_model_trains_as_the_eager_one():
